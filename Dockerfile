@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+#
+# docker build -t lowcode-engine .
+# docker run -p 8000:8000 -e LOWCODE_DATABASE_URL=postgresql+psycopg://user:pass@db:5432/lowcode lowcode-engine
+#
+# Without LOWCODE_DATABASE_URL the engine uses SQLite at /var/lib/lowcode/var/lowcode.db; mount a
+# volume on /var/lib/lowcode to keep it.
+
+# ---- builder: wheels for the engine and every dependency -----------------------------------
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY engine ./engine
+RUN pip wheel --wheel-dir /wheels .
+
+# ---- runtime ---------------------------------------------------------------------------------
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system --gid 10001 lowcode \
+ && useradd --system --uid 10001 --gid lowcode --home-dir /var/lib/lowcode --create-home \
+        --shell /usr/sbin/nologin lowcode
+
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels lowcode-engine
+
+# The example definitions, so `lowcode load /opt/lowcode/examples/bank` works in the container.
+COPY --chown=root:root examples /opt/lowcode/examples
+
+USER lowcode
+WORKDIR /var/lib/lowcode
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status == 200 else 1)"]
+
+# Migrate, then replace the shell with the server so it receives SIGTERM directly.
+# Arguments given to `docker run` are appended to `lowcode serve`.
+ENTRYPOINT ["/bin/sh", "-c", "lowcode migrate && exec lowcode serve --host 0.0.0.0 --port 8000 \"$@\"", "lowcode"]
+CMD []

@@ -1,0 +1,76 @@
+"""The FastAPI application: routes, error mapping, body limits, offline docs."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.api.context import language_of
+from engine.api.docs import mount_docs
+from engine.api.limits import BodySizeLimit, BodyTooLarge
+from engine.api.responses import ExactJSONResponse, error_body
+from engine.api.routes import router
+from engine.errors import EngineError
+from engine.facade import Engine
+from engine.messages import render_message
+
+log = logging.getLogger("engine.api")
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    """Build the app around ``engine`` (a new one from the environment if not given)."""
+    engine = engine or Engine()
+    app = FastAPI(title="lowcode-engine", version="0.1.0", docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json", default_response_class=ExactJSONResponse)
+    app.state.engine = engine
+    app.include_router(router)
+    mount_docs(app)
+
+    @app.exception_handler(EngineError)
+    async def engine_error(request: Request, exc: EngineError) -> ExactJSONResponse:
+        return ExactJSONResponse(exc.to_body(language_of(request)), status_code=exc.status)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> ExactJSONResponse:
+        limit = engine.settings.max_body_bytes
+        message = render_message("request.too_large", {"limit": limit}, language_of(request))
+        return ExactJSONResponse(error_body("", "request.too_large", message), status_code=413)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError) -> ExactJSONResponse:
+        errors = []
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ())]
+            name = location[-1] if location else ""
+            errors.append({"path": "/" + "/".join(location[1:]) if len(location) > 1 else "", "code": "request.bad_parameter",
+                           "message": render_message("request.bad_parameter", {"name": name, "reason": error.get("msg", "")}, language_of(request))})
+        return ExactJSONResponse({"errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> ExactJSONResponse:
+        code = "request.not_found" if exc.status_code == 404 else "request.method_not_allowed" if exc.status_code == 405 else "request.error"
+        return ExactJSONResponse(error_body("", code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> ExactJSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return ExactJSONResponse(error_body("", "internal", "Internal error; it has been logged"), status_code=500)
+
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"])
+    def ready() -> ExactJSONResponse:
+        try:
+            with engine.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - readiness reports, never raises
+            return ExactJSONResponse({"status": "unavailable"}, status_code=503)
+        return ExactJSONResponse({"status": "ready"})
+
+    app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
+    return app

@@ -1,0 +1,113 @@
+"""The REST routes. Each translates HTTP to one engine call and back; nothing else."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, json_body, language_of
+from engine.api.responses import ExactJSONResponse
+from engine.errors import BadRequest, Issue, ValidationFailed
+
+router = APIRouter(prefix="/api/v1", default_response_class=ExactJSONResponse)
+
+_PAGING = {"offset", "limit"}
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest("request.bad_parameter", path=name, params={"name": name, "reason": "not an integer"}) from None
+
+
+@router.post("/definitions", openapi_extra=JSON_BODY, tags=["definitions"])
+async def upload_definition(request: Request) -> ExactJSONResponse:
+    document = await json_body(request)
+    result = await run_in_threadpool(engine_of(request).upload, document, actor_of(request))
+    return ExactJSONResponse(result, status_code=201 if result["created"] else 200)
+
+
+@router.get("/definitions", tags=["definitions"])
+def list_definitions(request: Request) -> ExactJSONResponse:
+    return ExactJSONResponse({"items": engine_of(request).definitions()})
+
+
+@router.get("/definitions/{kind}/{key}", tags=["definitions"])
+def get_definition(request: Request, kind: str, key: str) -> ExactJSONResponse:
+    return ExactJSONResponse(engine_of(request).definition(kind, key))
+
+
+@router.get("/definitions/{kind}/{key}/versions/{version}", tags=["definitions"])
+def get_definition_version(request: Request, kind: str, key: str, version: int) -> ExactJSONResponse:
+    return ExactJSONResponse(engine_of(request).definition(kind, key, version))
+
+
+@router.post("/forms/{key}/records", openapi_extra=JSON_BODY, tags=["records"], status_code=201)
+async def submit_record(request: Request, key: str) -> ExactJSONResponse:
+    data = await json_body(request)
+    record = await run_in_threadpool(engine_of(request).submit, key, data, actor_of(request))
+    return ExactJSONResponse(record, status_code=201)
+
+
+@router.post("/forms/{key}/evaluate", openapi_extra=JSON_BODY, tags=["records"])
+async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
+    data = await json_body(request)
+    result = await run_in_threadpool(engine_of(request).evaluate, key, data)
+    language = language_of(request)
+    return ExactJSONResponse({"data": result["data"], "errors": [issue.to_dict(language) for issue in result["issues"]]})
+
+
+@router.get("/forms/{key}/records", tags=["records"])
+def list_records(request: Request, key: str) -> ExactJSONResponse:
+    filters = {name: value for name, value in request.query_params.items() if name not in _PAGING}
+    page = engine_of(request).records(key, filters=filters, offset=_int(request, "offset", 0), limit=_int(request, "limit", 50))
+    return ExactJSONResponse(page)
+
+
+@router.get("/records/{record_id}", tags=["records"])
+def get_record(request: Request, record_id: str) -> ExactJSONResponse:
+    return ExactJSONResponse(engine_of(request).record(record_id))
+
+
+@router.get("/tasks", tags=["tasks"])
+def list_tasks(request: Request, role: str | None = None, user: str | None = None, status: str = "open") -> ExactJSONResponse:
+    inbox = engine_of(request).tasks(role=role, user=user, status=status, offset=_int(request, "offset", 0),
+                                     limit=_int(request, "limit", 100))
+    return ExactJSONResponse(inbox)
+
+
+@router.get("/tasks/{task_id}", tags=["tasks"])
+def get_task(request: Request, task_id: str) -> ExactJSONResponse:
+    return ExactJSONResponse(engine_of(request).task(task_id))
+
+
+@router.post("/tasks/{task_id}/{action}", openapi_extra=OPTIONAL_JSON_BODY, tags=["tasks"])
+async def act_on_task(request: Request, task_id: str, action: str) -> ExactJSONResponse:
+    body = await json_body(request, optional=True)
+    comment = None
+    if body is not None:
+        if not isinstance(body, dict):
+            raise ValidationFailed([_issue("", "request.not_object")])
+        comment = body.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            raise ValidationFailed([_issue("/comment", "record.type", {"expected": "string"})])
+    return ExactJSONResponse(await run_in_threadpool(engine_of(request).act, task_id, action, actor_of(request), comment))
+
+
+@router.get("/instances/{instance_id}", tags=["instances"])
+def get_instance(request: Request, instance_id: str) -> ExactJSONResponse:
+    return ExactJSONResponse(engine_of(request).instance(instance_id))
+
+
+@router.get("/reports/{key}", tags=["reports"])
+def get_report(request: Request, key: str) -> ExactJSONResponse:
+    return ExactJSONResponse(engine_of(request).run_report(key, dict(request.query_params)))
+
+
+def _issue(path: str, code: str, params: dict[str, Any] | None = None) -> Issue:
+    return Issue(path, code, params or {})

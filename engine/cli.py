@@ -1,0 +1,126 @@
+"""The ``lowcode`` command: serve, migrate, load, import, report."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.jsoncodec import dumps
+
+app = typer.Typer(help="lowcode-engine: forms, processes and reports from JSON definitions.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+DatabaseOption = typer.Option(None, "--database-url", envvar="LOWCODE_DATABASE_URL",
+                              help="SQLAlchemy URL; default sqlite:///var/lowcode.db")
+
+
+def _engine(database_url: Optional[str]):  # type: ignore[no-untyped-def]
+    from engine.facade import Engine
+
+    return Engine(database_url or Settings.from_env().database_url)
+
+
+def _fail(exc: EngineError) -> None:
+    for issue in exc.issues:
+        errors.print(f"[red]{issue.code}[/red] {issue.path or '/'}: {issue.message()}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+          port: int = typer.Option(8000, help="Port to listen on"),
+          database_url: Optional[str] = DatabaseOption) -> None:
+    """Serve the REST API (docs at /docs)."""
+    import uvicorn
+
+    from engine.api.app import create_app
+
+    engine = _engine(database_url)
+    console.print(f"Serving on http://{host}:{port} (database {engine.db.engine.url.render_as_string(hide_password=True)})")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+
+
+@app.command()
+def migrate(database_url: Optional[str] = DatabaseOption) -> None:
+    """Create or upgrade the database tables."""
+    engine = _engine(database_url)
+    engine.migrate()
+    console.print("Database is at the latest migration.")
+
+
+@app.command()
+def load(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of definitions"),
+         database_url: Optional[str] = DatabaseOption) -> None:
+    """Upload every definition under FOLDER (forms, then processes, then reports)."""
+    engine = _engine(database_url)
+    try:
+        results = engine.load_dir(folder)
+    except EngineError as exc:
+        _fail(exc)
+        return
+    table = Table("kind", "key", "version", "change")
+    for result in results:
+        table.add_row(result["kind"], result["key"], str(result["version"]), "new version" if result["created"] else "unchanged")
+    console.print(table)
+
+
+@app.command("import")
+def import_file(form: str = typer.Argument(..., help="Form key"),
+                file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file"),
+                mapping: Path = typer.Option(..., "--mapping", exists=True, dir_okay=False, help="Mapping JSON file"),
+                database_url: Optional[str] = DatabaseOption,
+                show: int = typer.Option(50, help="How many rejected rows to print in full")) -> None:
+    """Import FILE as records of FORM, each row through the same pipeline as the API."""
+    engine = _engine(database_url)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        bar = progress.add_task(f"import {file.name}", total=None)
+        try:
+            report = engine.run_import(form, file, mapping, progress=lambda done: progress.update(bar, completed=done))
+        except EngineError as exc:
+            _fail(exc)
+            return
+        progress.update(bar, total=report.total, completed=report.total)
+    for rejected in report.rejected[:show]:
+        reasons = "; ".join(f"{issue.path or '/'} {issue.code}: {issue.message}" for issue in rejected.issues)
+        console.print(f"row {rejected.row_number}: rejected: {reasons}", highlight=False)
+    if len(report.rejected) > show:
+        console.print(f"... and {len(report.rejected) - show} more rejected rows")
+    console.print(f"rows: {report.total}  imported: {report.imported}  rejected: {len(report.rejected)}")
+
+
+@app.command()
+def report(key: str = typer.Argument(..., help="Report key"),
+           param: list[str] = typer.Option([], "--param", help="NAME=VALUE, repeatable"),
+           as_json: bool = typer.Option(False, "--json", help="Print the JSON result"),
+           database_url: Optional[str] = DatabaseOption) -> None:
+    """Run a report and print it."""
+    engine = _engine(database_url)
+    params = dict(item.split("=", 1) for item in param if "=" in item)
+    try:
+        result = engine.run_report(key, params)
+    except EngineError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        sys.stdout.write(dumps(result) + "\n")
+        return
+    table = Table(*[column["name"] for column in result["columns"]])
+    for row in result["rows"]:
+        table.add_row(*["" if value is None else str(value) for value in row])
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+

@@ -1,0 +1,191 @@
+"""Upload, version and compile definitions. Uploaded documents are immutable once stored; a
+changed upload becomes version N+1 and an identical one changes nothing. Compiled specs are
+cached by ``(kind, key, version)``; runtime paths never re-parse a definition."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.clock import Clock
+from engine.definitions.metaschema import KINDS, check_against_metaschema
+from engine.errors import Conflict, DefinitionInvalid, Issue, NotFound
+from engine.forms.compiler import compile_form
+from engine.forms.spec import FormSpec
+from engine.jsoncodec import dumps, loads
+from engine.reports import check_report, compile_report
+from engine.store import Database
+from engine.store.models import AuditRow, DefinitionRow
+from engine.workflow.compiler import compile_process
+from engine.workflow.spec import ProcessSpec
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    kind: str
+    key: str
+    version: int
+    created: bool
+    """False when the upload was identical to the latest version."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "version": self.version, "created": self.created}
+
+
+class DefinitionRegistry:
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._db = database
+        self._clock = clock
+        self._cache: dict[tuple[str, str, int], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- upload ------------------------------------------------------------------------------
+
+    def upload(self, document: Any, actor: str) -> UploadResult:
+        """Validate, compile and store ``document``. Raises :class:`DefinitionInvalid` (422)
+        with every issue, or :class:`Conflict` if another upload of the same key won a race."""
+        if not isinstance(document, dict):
+            raise DefinitionInvalid([Issue("", "request.not_object")])
+        kind = document.get("kind")
+        if kind not in KINDS:
+            raise DefinitionInvalid([Issue("/kind", "definition.unknown_kind", {"kind": kind, "expected": list(KINDS)})])
+        issues = check_against_metaschema(kind, document)
+        if issues:
+            raise DefinitionInvalid(issues)
+        key = document["key"]
+        # The body is kept as uploaded (property order is the form's field order); the digest is
+        # taken over sorted keys so that a re-upload with keys reordered is still "identical".
+        body = dumps(document)
+        digest = hashlib.sha256(dumps(_canonical(document)).encode("utf-8")).hexdigest()
+        latest = self._latest_row(kind, key)
+        if latest is not None and latest.digest == digest:
+            return UploadResult(kind, key, latest.version, False)
+        version = (latest.version if latest else 0) + 1
+        spec = self._compile(kind, document, version)
+        try:
+            with self._db.transaction() as session:
+                session.add(DefinitionRow(kind=kind, key=key, version=version, body=body, digest=digest,
+                                          created_at=self._clock.now(), created_by=actor))
+                session.add(AuditRow(at=self._clock.now(), actor=actor, action="definition.upload",
+                                     object_type=kind, object_id=f"{key}@{version}", detail=dumps({"digest": digest})))
+        except IntegrityError:
+            raise Conflict("definition.conflict", params={"kind": kind, "key": key}) from None
+        with self._lock:
+            self._cache[(kind, key, version)] = spec
+        return UploadResult(kind, key, version, True)
+
+    def _compile(self, kind: str, document: Mapping[str, Any], version: int) -> Any:
+        spec: Any
+        if kind == "form":
+            spec, issues = compile_form(document, version, lambda key: self._latest_row("form", key) is not None)
+        elif kind == "process":
+            spec, issues = compile_process(document, version, self.form)
+        else:
+            issues = check_report(dict(document), self.form)
+            form = self.form(document["source"]["form"]) if not issues else None
+            spec = compile_report(dict(document), form, version) if form is not None else None
+        if issues:
+            raise DefinitionInvalid(issues)
+        return spec
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _latest_row(self, kind: str, key: str) -> DefinitionRow | None:
+        with self._db.read() as session:
+            return session.scalars(
+                select(DefinitionRow).where(DefinitionRow.kind == kind, DefinitionRow.key == key)
+                .order_by(DefinitionRow.version.desc()).limit(1)
+            ).first()
+
+    def latest_version(self, kind: str, key: str) -> int | None:
+        with self._db.read() as session:
+            return session.scalar(
+                select(func.max(DefinitionRow.version)).where(DefinitionRow.kind == kind, DefinitionRow.key == key)
+            )
+
+    def document(self, kind: str, key: str, version: int | None = None) -> dict[str, Any]:
+        """The stored definition with its version metadata; raises :class:`NotFound`."""
+        with self._db.read() as session:
+            query = select(DefinitionRow).where(DefinitionRow.kind == kind, DefinitionRow.key == key)
+            if version is None:
+                row = session.scalars(query.order_by(DefinitionRow.version.desc()).limit(1)).first()
+            else:
+                row = session.scalars(query.where(DefinitionRow.version == version)).first()
+        if row is None:
+            if version is not None and self.latest_version(kind, key) is not None:
+                raise NotFound("definition.version_not_found", params={"kind": kind, "key": key, "version": version})
+            raise NotFound("definition.not_found", params={"kind": kind, "key": key})
+        return {
+            "kind": row.kind, "key": row.key, "version": row.version, "digest": row.digest,
+            "created_at": row.created_at.isoformat(), "created_by": row.created_by, "definition": loads(row.body),
+        }
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The latest version of every definition, ordered by kind and key."""
+        with self._db.read() as session:
+            latest = (
+                select(DefinitionRow.kind, DefinitionRow.key, func.max(DefinitionRow.version).label("version"))
+                .group_by(DefinitionRow.kind, DefinitionRow.key).subquery()
+            )
+            rows = session.scalars(
+                select(DefinitionRow).join(
+                    latest, (DefinitionRow.kind == latest.c.kind) & (DefinitionRow.key == latest.c.key)
+                    & (DefinitionRow.version == latest.c.version)
+                ).order_by(DefinitionRow.kind, DefinitionRow.key)
+            ).all()
+        result = []
+        for row in rows:
+            body = loads(row.body)
+            result.append({"kind": row.kind, "key": row.key, "version": row.version, "title": body.get("title"),
+                           "created_at": row.created_at.isoformat()})
+        return result
+
+    def spec(self, kind: str, key: str, version: int | None = None) -> Any:
+        """The compiled spec of a version (the latest if ``version`` is None), or None."""
+        if version is None:
+            version = self.latest_version(kind, key)
+            if version is None:
+                return None
+        cached = self._cache.get((kind, key, version))
+        if cached is not None:
+            return cached
+        with self._db.read() as session:
+            row = session.scalars(
+                select(DefinitionRow).where(DefinitionRow.kind == kind, DefinitionRow.key == key, DefinitionRow.version == version)
+            ).first()
+        if row is None:
+            return None
+        # Stored definitions passed every check when uploaded; recompiling only rebuilds objects.
+        spec = self._compile(kind, loads(row.body), version)
+        with self._lock:
+            self._cache[(kind, key, version)] = spec
+        return spec
+
+    def form(self, key: str, version: int | None = None) -> FormSpec | None:
+        spec = self.spec("form", key, version)
+        return spec if isinstance(spec, FormSpec) else None
+
+    def form_versions(self, key: str) -> list[FormSpec]:
+        latest = self.latest_version("form", key) or 0
+        specs = [self.form(key, version) for version in range(1, latest + 1)]
+        return [spec for spec in specs if spec is not None]
+
+    def process(self, key: str, version: int | None = None) -> ProcessSpec | None:
+        spec = self.spec("process", key, version)
+        return spec if isinstance(spec, ProcessSpec) else None
+
+    def report(self, key: str, version: int | None = None) -> Any:
+        return self.spec("report", key, version)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+

@@ -1,0 +1,146 @@
+"""The submission pipeline, pure: computed fields in dependency order, then every check at once.
+Storage happens elsewhere (the engine wraps this in one transaction)."""
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Iterator, Mapping
+
+from engine.errors import Issue
+from engine.forms.spec import DecimalField, FormSpec
+from engine.rules import RuleError, is_truthy
+
+_ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN}
+
+
+def compute(spec: FormSpec, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    """Return a copy of ``data`` with every computed field (re)calculated. Values a client sent
+    for computed fields are discarded: the server's result is the only one stored."""
+    result = dict(data)
+    issues: list[Issue] = []
+    for field in spec.computed:
+        result.pop(field.name, None)
+    for field in spec.computed:
+        try:
+            value = field.rule.evaluate(result)
+        except RuleError:
+            issues.append(Issue(f"/{field.name}", "record.compute_error", {"field": field.name}))
+            continue
+        value = _round(value, field.scale, field.rounding)
+        if value is not None:
+            result[field.name] = value
+    return result, issues
+
+
+def _round(value: Any, scale: int | None, rounding: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return value
+    if scale is None:
+        return value
+    try:
+        rounded = Decimal(value).quantize(Decimal(1).scaleb(-scale), rounding=_ROUNDING[rounding])
+    except InvalidOperation:
+        return None
+    return int(rounded) if scale == 0 else rounded
+
+
+def validate(spec: FormSpec, data: Mapping[str, Any]) -> list[Issue]:
+    """Every schema, decimal-scale and cross-field problem of ``data``, in that order."""
+    issues = list(_schema_issues(spec, data))
+    issues += list(_scale_issues(spec.decimals, data))
+    for rule in spec.rules:
+        try:
+            holds = is_truthy(rule.rule.evaluate(dict(data)))
+        except RuleError:
+            if issues:
+                continue  # the rule read a field that is already reported as wrong
+            issues.append(Issue(rule.path, "record.rule_error", {"rule": rule.code}))
+            continue
+        if not holds:
+            issues.append(Issue(rule.path, rule.code, messages=rule.messages))
+    return issues
+
+
+def _schema_issues(spec: FormSpec, data: Mapping[str, Any]) -> Iterator[Issue]:
+    for error in spec.validator.iter_errors(dict(data)):
+        pointer = "".join(f"/{_escape(str(part))}" for part in error.instance_path)
+        kind = error.kind
+        name = type(kind).__name__
+        if name == "Required":
+            yield Issue(f"{pointer}/{_escape(str(kind.property))}", "record.required")
+        elif name == "AdditionalProperties":
+            for extra in kind.unexpected:
+                yield Issue(f"{pointer}/{_escape(str(extra))}", "record.additional_properties")
+        elif name == "Type":
+            yield Issue(pointer, "record.type", {"expected": _type_names(kind.types)})
+        elif name in _LIMIT_CODES:
+            yield Issue(pointer, _LIMIT_CODES[name], {"limit": _number(kind.limit)})
+        elif name == "MultipleOf":
+            yield Issue(pointer, "record.multiple_of", {"limit": _number(kind.multiple_of)})
+        elif name == "Pattern":
+            yield Issue(pointer, "record.pattern")
+        elif name == "Format":
+            yield Issue(pointer, "record.format", {"format": kind.format})
+        elif name == "Enum":
+            yield Issue(pointer, "record.enum")
+        elif name == "Constant":
+            yield Issue(pointer, "record.const")
+        elif name == "UniqueItems":
+            yield Issue(pointer, "record.unique_items")
+        else:
+            yield Issue(pointer, "record.schema", {"keyword": _keyword(error.schema_path, name)})
+
+
+_LIMIT_CODES = {
+    "Minimum": "record.minimum",
+    "Maximum": "record.maximum",
+    "ExclusiveMinimum": "record.exclusive_minimum",
+    "ExclusiveMaximum": "record.exclusive_maximum",
+    "MinLength": "record.min_length",
+    "MaxLength": "record.max_length",
+    "MinItems": "record.min_items",
+    "MaxItems": "record.max_items",
+}
+
+
+def _scale_issues(decimals: tuple[DecimalField, ...], data: Mapping[str, Any]) -> Iterator[Issue]:
+    for field in decimals:
+        for pointer, value in _values_at(data, field.pointer_parts, ""):
+            if isinstance(value, Decimal) and value.is_finite():
+                exponent = value.as_tuple().exponent
+                if isinstance(exponent, int) and exponent < -field.scale and value != value.quantize(
+                    Decimal(1).scaleb(-field.scale), rounding=ROUND_DOWN
+                ):
+                    yield Issue(pointer, "record.scale", {"scale": field.scale})
+
+
+def _values_at(node: Any, parts: tuple[str, ...], pointer: str) -> Iterator[tuple[str, Any]]:
+    if not parts:
+        yield pointer, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                yield from _values_at(item, rest, f"{pointer}/{index}")
+    elif isinstance(node, Mapping) and head in node:
+        yield from _values_at(node[head], rest, f"{pointer}/{_escape(head)}")
+
+
+def _type_names(types: Any) -> str:
+    names = [str(item).split(".")[-1].lower() for item in (types if isinstance(types, (list, tuple)) else [types])]
+    return "/".join(names)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _keyword(schema_path: Any, fallback: str) -> str:
+    parts = [str(part) for part in schema_path] if schema_path else []
+    return parts[-1] if parts else fallback
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")

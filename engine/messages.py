@@ -1,0 +1,97 @@
+"""The message catalogue: every stable error code with its en and zh-CN text.
+
+Messages name the rule that failed, never the offending value, so that a masked field cannot
+leak through an error.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    # request
+    "request.invalid_json": {"en": "The body is not valid JSON: {reason}", "zh-CN": "请求体不是有效的 JSON：{reason}"},
+    "request.non_finite_number": {"en": "{token} is not a valid number", "zh-CN": "{token} 不是有效的数字"},
+    "request.too_deep": {"en": "The document is nested deeper than {limit} levels", "zh-CN": "文档嵌套超过 {limit} 层"},
+    "request.too_large": {"en": "The body is larger than {limit} bytes", "zh-CN": "请求体超过 {limit} 字节"},
+    "request.not_object": {"en": "An object is expected here", "zh-CN": "此处需要一个对象"},
+    "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
+    # not found / conflict
+    "definition.not_found": {"en": "No {kind} definition named {key}", "zh-CN": "不存在名为 {key} 的 {kind} 定义"},
+    "definition.version_not_found": {"en": "{kind} {key} has no version {version}", "zh-CN": "{kind} {key} 没有版本 {version}"},
+    "record.not_found": {"en": "No record with id {id}", "zh-CN": "不存在 id 为 {id} 的记录"},
+    "task.not_found": {"en": "No task with id {id}", "zh-CN": "不存在 id 为 {id} 的任务"},
+    "instance.not_found": {"en": "No process instance with id {id}", "zh-CN": "不存在 id 为 {id} 的流程实例"},
+    "report.not_found": {"en": "No report named {key}", "zh-CN": "不存在名为 {key} 的报表"},
+    "task.not_open": {"en": "The task is already {status}", "zh-CN": "该任务已是{status}状态"},
+    "task.conflict": {"en": "Someone acted on this task at the same time; reload and retry", "zh-CN": "该任务已被他人同时处理，请刷新后重试"},
+    "task.unknown_action": {"en": "Action {action} is not available on this task; available: {available}", "zh-CN": "此任务不支持操作 {action}；可用操作：{available}"},
+    "task.not_assignee": {"en": "This task is not assigned to you", "zh-CN": "该任务未分配给您"},
+    "definition.conflict": {"en": "Another upload of {kind} {key} happened at the same time; retry", "zh-CN": "{kind} {key} 正被同时上传，请重试"},
+    # definitions
+    "definition.schema": {"en": "{detail}", "zh-CN": "定义不符合元模式：{detail}"},
+    "definition.unknown_kind": {"en": "Unknown definition kind {kind}; expected one of {expected}", "zh-CN": "未知的定义类型 {kind}；应为 {expected} 之一"},
+    "definition.remote_ref": {"en": "Only local $ref (starting with #) is allowed", "zh-CN": "只允许本地 $ref（以 # 开头）"},
+    "definition.bad_schema": {"en": "The form schema is not valid JSON Schema 2020-12: {detail}", "zh-CN": "表单模式不是有效的 JSON Schema 2020-12：{detail}"},
+    "definition.bad_pattern": {"en": "The pattern cannot be compiled: {detail}", "zh-CN": "正则表达式无法编译：{detail}"},
+    "definition.unknown_field": {"en": "Unknown field {field}", "zh-CN": "未知字段 {field}"},
+    "definition.unknown_form": {"en": "No form named {form}", "zh-CN": "不存在名为 {form} 的表单"},
+    "definition.unknown_process": {"en": "No process named {process}", "zh-CN": "不存在名为 {process} 的流程"},
+    "definition.unknown_state": {"en": "No state named {state}", "zh-CN": "不存在名为 {state} 的状态"},
+    "definition.missing_default": {"en": "The last transition must have no condition (the default)", "zh-CN": "最后一个流转必须无条件（默认流转）"},
+    "definition.no_actions": {"en": "A human state needs at least one action", "zh-CN": "人工节点至少需要一个操作"},
+    "definition.computed_undeclared": {"en": "Computed field {field} is not declared in the schema", "zh-CN": "计算字段 {field} 未在模式中声明"},
+    "definition.computed_cycle": {"en": "Computed fields depend on each other in a cycle: {cycle}", "zh-CN": "计算字段存在循环依赖：{cycle}"},
+    "definition.bad_rule": {"en": "The rule is not valid JSONLogic: {detail}", "zh-CN": "规则不是有效的 JSONLogic：{detail}"},
+    "definition.rule_too_complex": {"en": "The rule is too deep or too large (limit {limit})", "zh-CN": "规则过深或过大（上限 {limit}）"},
+    "definition.bad_field_type": {"en": "Field {field} has type {actual}; {expected} is needed here", "zh-CN": "字段 {field} 类型为 {actual}；此处需要 {expected}"},
+    "definition.duplicate_name": {"en": "Name {name} is used twice", "zh-CN": "名称 {name} 重复"},
+    "definition.unreachable_state": {"en": "State {state} cannot be reached from the start", "zh-CN": "状态 {state} 从开始节点不可达"},
+    # records
+    "record.required": {"en": "This field is required", "zh-CN": "此字段为必填项"},
+    "record.type": {"en": "Expected {expected}", "zh-CN": "应为 {expected} 类型"},
+    "record.minimum": {"en": "Must be at least {limit}", "zh-CN": "不能小于 {limit}"},
+    "record.maximum": {"en": "Must be at most {limit}", "zh-CN": "不能大于 {limit}"},
+    "record.exclusive_minimum": {"en": "Must be greater than {limit}", "zh-CN": "必须大于 {limit}"},
+    "record.exclusive_maximum": {"en": "Must be less than {limit}", "zh-CN": "必须小于 {limit}"},
+    "record.min_length": {"en": "Must be at least {limit} characters", "zh-CN": "长度不能少于 {limit} 个字符"},
+    "record.max_length": {"en": "Must be at most {limit} characters", "zh-CN": "长度不能超过 {limit} 个字符"},
+    "record.pattern": {"en": "Does not match the required format", "zh-CN": "格式不正确"},
+    "record.format": {"en": "Is not a valid {format}", "zh-CN": "不是有效的 {format}"},
+    "record.enum": {"en": "Must be one of the allowed values", "zh-CN": "必须是允许的取值之一"},
+    "record.const": {"en": "Must equal the fixed value", "zh-CN": "必须等于固定值"},
+    "record.additional_properties": {"en": "Unknown field", "zh-CN": "未知字段"},
+    "record.scale": {"en": "At most {scale} decimal places are allowed", "zh-CN": "最多允许 {scale} 位小数"},
+    "record.multiple_of": {"en": "Must be a multiple of {limit}", "zh-CN": "必须是 {limit} 的倍数"},
+    "record.min_items": {"en": "Needs at least {limit} items", "zh-CN": "至少需要 {limit} 项"},
+    "record.max_items": {"en": "Allows at most {limit} items", "zh-CN": "最多允许 {limit} 项"},
+    "record.unique_items": {"en": "Items must be unique", "zh-CN": "各项不能重复"},
+    "record.schema": {"en": "Does not satisfy the form: {keyword}", "zh-CN": "不符合表单要求：{keyword}"},
+    "record.ref_not_found": {"en": "No {form} record with this id", "zh-CN": "不存在该 id 的 {form} 记录"},
+    "record.rule_error": {"en": "The rule {rule} could not be evaluated", "zh-CN": "规则 {rule} 无法计算"},
+    "record.compute_error": {"en": "Field {field} could not be computed", "zh-CN": "字段 {field} 无法计算"},
+    "record.no_process": {"en": "Form {form} starts no process", "zh-CN": "表单 {form} 未绑定流程"},
+    "process.stuck": {"en": "The process could not move on: {reason}", "zh-CN": "流程无法继续：{reason}"},
+    # reports
+    "report.bad_parameter": {"en": "Report parameter {name} is invalid", "zh-CN": "报表参数 {name} 无效"},
+    "report.bad_drill": {"en": "The drill value is invalid: {reason}", "zh-CN": "钻取参数无效：{reason}"},
+    # import
+    "import.bad_mapping": {"en": "The mapping file is invalid: {detail}", "zh-CN": "映射文件无效：{detail}"},
+}
+
+
+def render_message(code: str, params: Mapping[str, Any], language: str) -> str:
+    """Render ``code`` in ``language`` (falls back to en, then to the code itself)."""
+    entry = CATALOGUE.get(code)
+    if entry is None:
+        return code
+    template = entry.get(language) or entry["en"]
+    try:
+        return template.format(**{key: _show(value) for key, value in params.items()})
+    except (KeyError, IndexError):
+        return template
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return str(value)

@@ -1,0 +1,8 @@
+"""OLTP storage: SQLAlchemy models and the database handle. The only place that writes SQL for
+the transactional store."""
+from __future__ import annotations
+
+from engine.store.database import Database
+from engine.store import models
+
+__all__ = ["Database", "models"]

@@ -1,0 +1,175 @@
+"""The tables. Runtime state lives here; compiled specs never do.
+
+Every business operation writes its rows in one transaction (DESIGN.md §1.4). JSON documents
+are stored as text written by :mod:`engine.jsoncodec`, so decimals keep their exact digits on
+both databases.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from engine.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DefinitionRow(Base):
+    """One version of an uploaded definition, as uploaded (the body) with its digest."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (UniqueConstraint("kind", "key", "version"), Index(None, "kind", "key", "digest"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class RecordRow(Base):
+    """A submitted record: the data (computed fields included) and the form version it obeys."""
+
+    __tablename__ = "records"
+    __table_args__ = (Index(None, "form_key", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    form_key: Mapped[str] = mapped_column(String(64))
+    form_version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class RecordValueRow(Base):
+    """Top-level scalar values of a record, for lookups by field (refs, external ids)."""
+
+    __tablename__ = "record_values"
+    __table_args__ = (Index(None, "form_key", "field", "value"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(36), index=True)
+    form_key: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class InstanceRow(Base):
+    """A running or finished process instance over one record."""
+
+    __tablename__ = "process_instances"
+    __table_args__ = (Index(None, "record_id"), Index(None, "process_key", "status"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(64))
+    process_version: Mapped[int] = mapped_column(Integer)
+    record_id: Mapped[str] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_by: Mapped[str] = mapped_column(String(128))
+
+
+class TaskRow(Base):
+    """A human task: one per assignee of a state while the instance is in it."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index(None, "status", "assignee_role"), Index(None, "instance_id"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(64))
+    entry: Mapped[int] = mapped_column(Integer)
+    """Which visit of the state this task belongs to (a state may be entered again)."""
+    assignee_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    assignee_user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    acted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class InstanceEventRow(Base):
+    """The history of an instance, one row per step, in order."""
+
+    __tablename__ = "instance_events"
+    __table_args__ = (Index(None, "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_state: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ChangeRow(Base):
+    """The analytic change sequence: every committed write appends one row, which the report
+    mirror replays in order."""
+
+    __tablename__ = "changes"
+
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    scope: Mapped[str] = mapped_column(String(64))
+    """The form key of a record, the process key of an instance or task."""
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """Who did what to which object, appended in the same transaction as the change."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """An outgoing message, written with the state change that caused it; delivered later."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("dedup_key"), Index(None, "status", "id"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(160))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,62 @@
+"""Record rows and their lookup values."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Mapping
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from engine.jsoncodec import dumps
+from engine.store.models import RecordRow, RecordValueRow
+
+MAX_LOOKUP_VALUE = 255
+
+
+def lookup_text(value: Any) -> str | None:
+    """The text a scalar is indexed under, or None for values that are not looked up."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal)):
+        text = dumps(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        return None
+    return text if len(text) <= MAX_LOOKUP_VALUE else None
+
+
+def write_values(session: Session, record_id: str, form_key: str, data: Mapping[str, Any]) -> None:
+    session.execute(delete(RecordValueRow).where(RecordValueRow.record_id == record_id))
+    for field, value in data.items():
+        text = lookup_text(value)
+        if text is not None:
+            session.add(RecordValueRow(record_id=record_id, form_key=form_key, field=field, value=text))
+
+
+def find_ids(session: Session, form_key: str, field: str, value: Any, limit: int = 2) -> list[str]:
+    text = lookup_text(value)
+    if text is None:
+        return []
+    return list(session.scalars(
+        select(RecordValueRow.record_id).where(RecordValueRow.form_key == form_key, RecordValueRow.field == field,
+                                                RecordValueRow.value == text).order_by(RecordValueRow.id).limit(limit)
+    ))
+
+
+def record_exists(session: Session, form_key: str, record_id: Any) -> bool:
+    if not isinstance(record_id, str):
+        return False
+    return session.scalar(select(func.count()).select_from(RecordRow).where(
+        RecordRow.id == record_id, RecordRow.form_key == form_key)) == 1
+
+
+def page(session: Session, form_key: str, filters: Mapping[str, Any], offset: int, limit: int) -> tuple[list[RecordRow], int]:
+    query = select(RecordRow).where(RecordRow.form_key == form_key)
+    for field, value in filters.items():
+        matching = select(RecordValueRow.record_id).where(
+            RecordValueRow.form_key == form_key, RecordValueRow.field == field, RecordValueRow.value == lookup_text(value))
+        query = query.where(RecordRow.id.in_(matching))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(RecordRow.created_at, RecordRow.id).offset(offset).limit(limit)).all()
+    return list(rows), total

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from tests.conftest import BANK
+
+FORM = {
+    "kind": "form", "key": "account", "title": "Account",
+    "schema": {"type": "object", "properties": {
+        "owner": {"type": "string"}, "balance": {"type": "number", "x-decimal": {"scale": 2}},
+        "limit": {"type": "number", "x-decimal": {"scale": 2}}}, "required": ["owner"]},
+}
+
+
+def test_upload_creates_version_one_then_identical_upload_changes_nothing(client: Any) -> None:
+    first = client.post("/api/v1/definitions", json=FORM)
+    assert (first.status_code, first.json()) == (201, {"kind": "form", "key": "account", "version": 1, "created": True})
+    reordered = dict(reversed(list(FORM.items())))
+    again = client.post("/api/v1/definitions", json=reordered)
+    assert (again.status_code, again.json()["version"], again.json()["created"]) == (200, 1, False)
+
+
+def test_changed_upload_becomes_next_version_and_old_stays_readable(client: Any) -> None:
+    client.post("/api/v1/definitions", json=FORM)
+    changed = copy.deepcopy(FORM)
+    changed["schema"]["properties"]["branch"] = {"type": "string"}
+    assert client.post("/api/v1/definitions", json=changed).json()["version"] == 2
+    latest = client.get("/api/v1/definitions/form/account").json()
+    assert latest["version"] == 2 and "branch" in latest["definition"]["schema"]["properties"]
+    old = client.get("/api/v1/definitions/form/account/versions/1").json()
+    assert "branch" not in old["definition"]["schema"]["properties"]
+    missing = client.get("/api/v1/definitions/form/account/versions/7")
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "definition.version_not_found"
+
+
+def test_rule_naming_an_unknown_field_gets_422_with_a_pointer_to_it(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["rules"] = [{"code": "limit_covers_balance", "path": "/limit",
+                          "rule": {">=": [{"var": "limit"}, {"var": "balanse"}]},
+                          "message": {"en": "Limit must cover the balance", "zh-CN": "额度须覆盖余额"}}]
+    response = client.post("/api/v1/definitions", json=document)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{
+        "path": "/rules/0/rule/>=/1/var", "code": "definition.unknown_field",
+        "message": "Unknown field balanse", "params": {"field": "balanse"}}]
+    assert client.get("/api/v1/definitions/form/account").status_code == 404  # nothing stored
+
+
+def test_process_guard_with_unknown_field_points_into_the_transition(bank_client: Any) -> None:
+    process = json.loads((BANK / "processes" / "credit_limit_adjustment.json").read_text())
+    process["states"]["triage"]["transitions"][0]["when"] = {"<": [{"var": "incrase_pct"}, 10]}
+    response = bank_client.post("/api/v1/definitions", json=process)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["path"], e["code"]) for e in errors] == [("/states/triage/transitions/0/when/</0/var", "definition.unknown_field")]
+
+
+def test_process_must_name_existing_states_and_end_with_a_default(bank_client: Any) -> None:
+    process = json.loads((BANK / "processes" / "credit_limit_adjustment.json").read_text())
+    process["key"] = "broken"
+    process["states"]["manager_review"]["actions"]["reject"]["transitions"] = [{"to": "nowhere"}]
+    process["states"]["triage"]["transitions"].pop()  # no default any more
+    response = bank_client.post("/api/v1/definitions", json=process)
+    codes = {(e["path"], e["code"]) for e in response.json()["errors"]}
+    assert ("/states/manager_review/actions/reject/transitions/0/to", "definition.unknown_state") in codes
+    assert ("/states/triage/transitions/0", "definition.missing_default") in codes
+
+
+def test_meta_schema_errors_point_into_the_document(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["key"] = "Bad Key"
+    document["schema"]["properties"]["balance"]["minimum"] = "zero"
+    response = client.post("/api/v1/definitions", json=document)
+    assert response.status_code == 422
+    paths = {e["path"] for e in response.json()["errors"]}
+    assert "/key" in paths
+
+
+def test_remote_ref_is_refused(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["schema"]["properties"]["owner"] = {"$ref": "https://evil.example/schema.json"}
+    response = client.post("/api/v1/definitions", json=document)
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {"path": "/schema/properties/owner/$ref", "code": "definition.remote_ref",
+                                            "message": "Only local $ref (starting with #) is allowed"}
+
+
+def test_file_ref_is_refused(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["schema"]["properties"]["owner"] = {"$ref": "file:///etc/passwd"}
+    assert client.post("/api/v1/definitions", json=document).json()["errors"][0]["code"] == "definition.remote_ref"
+
+
+def test_pattern_that_cannot_compile_is_refused_at_upload(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["schema"]["properties"]["owner"] = {"type": "string", "pattern": "(unclosed"}
+    response = client.post("/api/v1/definitions", json=document)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"].startswith("/schema/properties/owner")
+
+
+def test_computed_cycle_is_refused_with_the_cycle(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["computed"] = {"balance": {"rule": {"+": [{"var": "limit"}, 1]}}, "limit": {"rule": {"+": [{"var": "balance"}, 1]}}}
+    response = client.post("/api/v1/definitions", json=document)
+    error = response.json()["errors"][0]
+    assert error["code"] == "definition.computed_cycle"
+    assert error["params"]["cycle"] in ("balance -> limit -> balance", "limit -> balance -> limit")
+
+
+def test_listing_shows_the_bank_definitions(bank_client: Any) -> None:
+    items = bank_client.get("/api/v1/definitions").json()["items"]
+    keys = {(item["kind"], item["key"]) for item in items}
+    assert {("form", "customer"), ("form", "credit_limit_adjustment"), ("form", "complaint"),
+            ("process", "credit_limit_adjustment"), ("report", "complaints_by_month")} <= keys
+
+
+def test_error_messages_follow_accept_language(client: Any) -> None:
+    response = client.post("/api/v1/definitions", json={"kind": "widget"}, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"].startswith("未知的定义类型")

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine.rules import compile_rule, is_truthy
+from engine.rules.limits import MAX_RULE_DEPTH
+
+
+def test_variables_are_listed_with_their_pointers() -> None:
+    rule, issues = compile_rule({"and": [{">": [{"var": "amount"}, 1]}, {"==": [{"var": "owner.name"}, "x"]}]}, "/rules/0/rule")
+    assert issues == []
+    assert rule is not None
+    assert [(use.name, use.pointer) for use in rule.variables] == [
+        ("amount", "/rules/0/rule/and/0/>/0/var"),
+        ("owner.name", "/rules/0/rule/and/1/==/0/var"),
+    ]
+
+
+def test_vars_inside_map_read_the_item_not_the_record() -> None:
+    rule, issues = compile_rule({"map": [{"var": "rows"}, {"var": "share"}]}, "")
+    assert issues == [] and rule is not None
+    assert [use.name for use in rule.variables] == ["rows"]
+
+
+def test_unknown_operator_is_refused_at_compile_time() -> None:
+    rule, issues = compile_rule({"if": [{"zeros": [1000000000]}, 1, 2]}, "/when")
+    assert rule is None
+    assert issues[0].code == "definition.bad_rule"
+    assert issues[0].path == "/when/if/0/zeros"
+
+
+def test_too_deep_rule_is_refused_before_the_native_engine_sees_it() -> None:
+    deep: object = {"var": "a"}
+    for _ in range(MAX_RULE_DEPTH + 5):
+        deep = {"!": [deep]}
+    rule, issues = compile_rule(deep, "/x")
+    assert rule is None and issues[0].code == "definition.rule_too_complex"
+
+
+def test_computed_name_for_var_is_refused() -> None:
+    _, issues = compile_rule({"var": {"cat": ["a", "b"]}}, "/r")
+    assert issues and issues[0].code == "definition.bad_rule"
+
+
+def test_budget_exhaustion_fails_closed() -> None:
+    from engine.rules import RuleError
+
+    rule, _ = compile_rule({"reduce": [{"var": "xs"}, {"+": [{"var": "current"}, {"var": "accumulator"}]}, 0]}, "")
+    assert rule is not None
+    try:
+        rule.evaluate({"xs": list(range(500_000))})
+    except RuleError:
+        pass
+    else:
+        raise AssertionError("a rule past its operation budget must fail closed")
+
+
+def test_results_come_back_as_decimal() -> None:
+    rule, _ = compile_rule({"*": [{"var": "a"}, 100]}, "")
+    assert rule is not None
+    assert rule.evaluate({"a": Decimal("0.07")}) == Decimal("7.000000000000001")
+
+
+def test_truthiness_follows_jsonlogic() -> None:
+    assert [is_truthy(v) for v in (0, "", [], None, False, "0", [0], Decimal("0.0"), 1)] == [
+        False, False, False, False, False, True, True, False, True]
