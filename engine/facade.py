@@ -252,14 +252,21 @@ class Engine:
     def run_import(self, form_key: str, csv_path: Path | str, mapping_path: Path | str,
                    progress: Callable[[int], None] | None = None, actor: Principal = SYSTEM) -> Any:
         """Import a CSV file through the same pipeline as the API; returns an ``ImportReport``."""
-        from engine.imports import load_mapping, run_import
+        from engine.imports import MappingError, SourceError, check_mapping_fields, load_mapping, run_import
 
-        mapping = load_mapping(Path(mapping_path))
-        if mapping.form != form_key:
-            raise ValidationFailed([Issue("/form", "import.bad_mapping",
-                                          {"detail": f"the mapping is for form {mapping.form}, not {form_key}"})])
-        self._form(form_key)
-        return run_import(_ImportTarget(self, actor), mapping, Path(csv_path), progress=progress)
+        spec = self._form(form_key)
+        try:
+            mapping = load_mapping(Path(mapping_path))
+            if mapping.form != form_key:
+                raise ValidationFailed([Issue("/form", "import.bad_mapping",
+                                              {"detail": f"the mapping is for form {mapping.form}, not {form_key}"})])
+            check_mapping_fields(mapping, [column.name for column in spec.columns])
+            return run_import(_ImportTarget(self, actor), mapping, Path(csv_path), progress=progress)
+        except MappingError as exc:
+            raise ValidationFailed([Issue(issue.path, "import.bad_mapping", {"detail": issue.message})
+                                    for issue in exc.issues]) from None
+        except SourceError as exc:
+            raise ValidationFailed([Issue("", "import.bad_source", {"detail": str(exc)})]) from None
 
 
 class _ImportTarget:

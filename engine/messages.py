@@ -74,7 +74,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
     # reports
     "report.bad_parameter": {"en": "Report parameter {name} is invalid", "zh-CN": "报表参数 {name} 无效"},
     "report.bad_drill": {"en": "The drill value is invalid: {reason}", "zh-CN": "钻取参数无效：{reason}"},
+    "report.stale": {"en": "Report {key} no longer matches form {form}; upload the report again", "zh-CN": "报表 {key} 与表单 {form} 的当前版本不再匹配，请重新上传报表"},
+    "definition.unknown_member": {"en": "No dimension or measure named {name}", "zh-CN": "不存在名为 {name} 的维度或指标"},
+    "definition.unknown_timezone": {"en": "Unknown time zone {timezone}", "zh-CN": "未知时区 {timezone}"},
+    "definition.bad_value": {"en": "The value does not fit field {field} ({type})", "zh-CN": "该值与字段 {field}（{type}）的类型不符"},
+    "definition.missing_part": {"en": "{part} is required here", "zh-CN": "此处缺少 {part}"},
+    "definition.unexpected_part": {"en": "{part} is not allowed here", "zh-CN": "此处不允许 {part}"},
     # import
+    "import.bad_source": {"en": "The file cannot be read: {detail}", "zh-CN": "无法读取文件：{detail}"},
     "import.bad_mapping": {"en": "The mapping file is invalid: {detail}", "zh-CN": "映射文件无效：{detail}"},
 }
 

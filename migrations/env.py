@@ -6,6 +6,7 @@ import os
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
 
 from engine.store.models import Base
 
@@ -19,12 +20,14 @@ def run_migrations() -> None:
         _run(connection)
         return
     url = os.environ.get("LOWCODE_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set LOWCODE_DATABASE_URL or sqlalchemy.url")
     engine = create_engine(url)
     with engine.begin() as connection:
         _run(connection)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

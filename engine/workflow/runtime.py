@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, Forbidden, NotFound
@@ -67,7 +67,7 @@ class Runner:
             raise NotFound("task.unknown_action", params={"action": action, "available": sorted(actions)})
         if not (actor.has_role(task.assignee_role) or (task.assignee_user is not None and task.assignee_user == actor.id)):
             raise Forbidden("task.not_assignee")
-        completed = self.session.execute(
+        completed: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
             update(TaskRow)
             .where(TaskRow.id == task.id, TaskRow.status == TaskStatus.OPEN.value, TaskRow.row_version == task.row_version)
             .values(status=TaskStatus.COMPLETED.value, action=action, acted_by=actor.id, comment=comment,

@@ -1,0 +1,128 @@
+"""Cell conversion: turn one trimmed cell of text into the value a form submission carries.
+
+Converted values are what a parsed JSON submission holds: `str`, `int`, `bool`, `Decimal`
+(never `float`) and dates as ISO 8601 strings (`"2001-04-09"`), since date fields are JSON
+strings with `format: date`. A converter raises `BadCell` when the text does not fit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+
+from engine.imports.mapping import CellType, ColumnField
+
+__all__ = [
+    "SAS_EPOCH",
+    "BadCell",
+    "convert_cell",
+]
+
+SAS_EPOCH: Final = date(1960, 1, 1)
+"""Day 0 of SAS (and SPSS-style) date numbers."""
+
+# Grouping commas are accepted only in groups of three, so that a decimal comma ("1,5") is an
+# error rather than silently read as fifteen.
+_DIGITS: Final = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
+_INTEGER: Final = re.compile(rf"(?P<sign>[+-]?)(?P<int>{_DIGITS})")
+_DECIMAL: Final = re.compile(
+    rf"(?P<sign>[+-]?)\$?(?P<sign2>[+-]?)(?P<int>{_DIGITS})?(?:\.(?P<frac>[0-9]+))?")
+_SAS_DAY: Final = re.compile(r"[+-]?[0-9]{1,7}")
+_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Spaces (including no-break spaces) used as digit grouping carry no value.
+_SPACES: Final = re.compile(r"[\s\u00a0]")
+
+
+class BadCell(ValueError):
+    """The cell's text cannot be converted to the declared type."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(f"not a valid {expected}")
+        self.expected = expected
+
+
+def convert_cell(text: str, spec: ColumnField) -> Any:
+    """Convert trimmed, non-empty `text` as `spec` says; raises `BadCell`.
+
+    >>> convert_cell("$1,234,567.89", ColumnField("x", "X", CellType.DECIMAL))
+    Decimal('1234567.89')
+    """
+    return _CONVERTERS[spec.type](text, spec)
+
+
+def _to_string(text: str, spec: ColumnField) -> str:
+    return text
+
+
+def _to_integer(text: str, spec: ColumnField) -> int:
+    match = _INTEGER.fullmatch(_SPACES.sub("", text))
+    if match is None:
+        raise BadCell("integer")
+    return int(match["sign"] + match["int"].replace(",", ""))
+
+
+def _to_decimal(text: str, spec: ColumnField) -> Decimal:
+    # The pattern accepts "-$1,234.50" and "$-1,234.50" and keeps out NaN, Infinity and
+    # exponents, all of which Decimal() itself would accept.
+    match = _DECIMAL.fullmatch(_SPACES.sub("", text))
+    if match is None or (match["sign"] and match["sign2"]) or not (match["int"] or match["frac"]):
+        raise BadCell("decimal number")
+    digits = (match["int"] or "0").replace(",", "")
+    fraction = f".{match['frac']}" if match["frac"] else ""
+    return Decimal(match["sign"] + match["sign2"] + digits + fraction)
+
+
+def _to_boolean(text: str, spec: ColumnField) -> bool:
+    folded = text.casefold()
+    if folded in spec.true_values:
+        return True
+    if folded in spec.false_values:
+        return False
+    raise BadCell("boolean")
+
+
+def _to_date(text: str, spec: ColumnField) -> str:
+    return _DATE_PARSERS.get(spec.date_format, _parse_strptime)(text, spec.date_format).isoformat()
+
+
+def _parse_iso(text: str, date_format: str) -> date:
+    if not _ISO_DATE.fullmatch(text):
+        raise BadCell("date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadCell("date (YYYY-MM-DD)") from None
+
+
+def _parse_sas(text: str, date_format: str) -> date:
+    if not _SAS_DAY.fullmatch(text):
+        raise BadCell("SAS date number")
+    try:
+        return SAS_EPOCH + timedelta(days=int(text))
+    except OverflowError:
+        raise BadCell("SAS date number") from None
+
+
+def _parse_strptime(text: str, date_format: str) -> date:
+    try:
+        return datetime.strptime(text, date_format).date()
+    except ValueError:
+        raise BadCell(f"date ({date_format})") from None
+
+
+_DATE_PARSERS: Final[Mapping[str, Callable[[str, str], date]]] = MappingProxyType({
+    "iso": _parse_iso,
+    "sas": _parse_sas,
+})
+
+_CONVERTERS: Final[Mapping[CellType, Callable[[str, ColumnField], Any]]] = MappingProxyType({
+    CellType.STRING: _to_string,
+    CellType.INTEGER: _to_integer,
+    CellType.DECIMAL: _to_decimal,
+    CellType.BOOLEAN: _to_boolean,
+    CellType.DATE: _to_date,
+})

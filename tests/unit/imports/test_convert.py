@@ -1,0 +1,119 @@
+"""Cell conversion: exact numbers, dates in three notations, booleans."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from engine.imports import BadCell, CellType, ColumnField, convert_cell
+
+
+def column(cell_type: CellType, **options: object) -> ColumnField:
+    return ColumnField("field", "Column", cell_type, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$1,234,567.89", "1234567.89"),
+        ("1234567.89", "1234567.89"),
+        ("30000", "30000"),
+        ("0.10", "0.10"),
+        ("-$5.10", "-5.10"),
+        ("$-5.10", "-5.10"),
+        (".5", "0.5"),
+        ("1 234.50", "1234.50"),
+        ("+7", "7"),
+    ],
+)
+def test_decimal_cell_is_exact(text: str, expected: str) -> None:
+    value = convert_cell(text, column(CellType.DECIMAL))
+    assert isinstance(value, Decimal)
+    assert value == Decimal(expected)
+    assert str(value) == expected  # same digits, same scale: never went through float
+
+
+def test_decimal_keeps_digits_a_float_would_lose() -> None:
+    value = convert_cell("12345678901234567.89", column(CellType.DECIMAL))
+    assert value == Decimal("12345678901234567.89")
+    assert float("12345678901234567.89") != value
+
+
+@pytest.mark.parametrize(
+    "text", ["NaN", "Infinity", "-inf", "1e3", "1,5", "12,34", "5.", "$", "-$-5", "1.2.3", "abc"]
+)
+def test_decimal_cell_rejects_what_is_not_a_plain_amount(text: str) -> None:
+    with pytest.raises(BadCell) as caught:
+        convert_cell(text, column(CellType.DECIMAL))
+    assert caught.value.expected == "decimal number"
+
+
+@pytest.mark.parametrize(("text", "expected"), [("650", 650), ("1,234", 1234), ("-7", -7), ("0", 0)])
+def test_integer_cell(text: str, expected: int) -> None:
+    value = convert_cell(text, column(CellType.INTEGER))
+    assert value == expected
+    assert type(value) is int
+
+
+@pytest.mark.parametrize("text", ["12.0", "1,5", "seven", "1e2", ""])
+def test_integer_cell_rejects_non_integers(text: str) -> None:
+    with pytest.raises(BadCell):
+        convert_cell(text, column(CellType.INTEGER))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", "1960-01-01"),
+        ("-1", "1959-12-31"),
+        ("366", "1961-01-01"),  # 1960 is a leap year
+        ("15074", "2001-04-09"),  # first SBA row: ApprovalDate 15074, ApprovalFY 2001
+        ("15095", "2001-04-30"),  # its DisbursementDate, three weeks later
+    ],
+)
+def test_sas_day_number_counts_days_from_1960(text: str, expected: str) -> None:
+    assert convert_cell(text, column(CellType.DATE, date_format="sas")) == expected
+
+
+@pytest.mark.parametrize("text", ["15074.5", "15,074", "99999999", "day one"])
+def test_sas_date_rejects_non_day_numbers(text: str) -> None:
+    with pytest.raises(BadCell):
+        convert_cell(text, column(CellType.DATE, date_format="sas"))
+
+
+def test_iso_date_is_strict() -> None:
+    assert convert_cell("2019-03-01", column(CellType.DATE)) == "2019-03-01"
+    for text in ("2019-02-30", "20190301", "2019-3-1", "2019-03-01T00:00"):
+        with pytest.raises(BadCell):
+            convert_cell(text, column(CellType.DATE))
+
+
+def test_strptime_date_format_reads_us_dates() -> None:
+    spec = column(CellType.DATE, date_format="%m/%d/%Y")
+    assert convert_cell("09/12/2016", spec) == "2016-09-12"
+    with pytest.raises(BadCell):
+        convert_cell("2016-09-12", spec)
+    with pytest.raises(BadCell):
+        convert_cell("13/01/2016", spec)
+
+
+def test_boolean_default_words_are_case_insensitive() -> None:
+    spec = column(CellType.BOOLEAN)
+    assert [convert_cell(t, spec) for t in ("Yes", "TRUE", "y", "1")] == [True] * 4
+    assert [convert_cell(t, spec) for t in ("No", "false", "N", "0")] == [False] * 4
+    with pytest.raises(BadCell):
+        convert_cell("maybe", spec)
+
+
+def test_boolean_custom_words_replace_the_defaults() -> None:
+    spec = column(CellType.BOOLEAN, true_values=frozenset({"ja"}), false_values=frozenset({"nein"}))
+    assert convert_cell("Ja", spec) is True
+    assert convert_cell("nein", spec) is False
+    with pytest.raises(BadCell):
+        convert_cell("yes", spec)
+
+
+def test_string_cell_is_kept() -> None:
+    assert convert_cell("Winset, Inc. dba Bankers Hill", column(CellType.STRING)) == (
+        "Winset, Inc. dba Bankers Hill"
+    )
