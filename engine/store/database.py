@@ -31,10 +31,17 @@ class Database:
         else:
             options["pool_pre_ping"] = True
         self.engine: SAEngine = create_engine(url, **options)
+        self._read_engine = self.engine
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
+            # Readers get their own pool with deferred transactions: under WAL they read a
+            # consistent snapshot without queueing behind writers.
+            self._read_engine = create_engine(url, **options)
+            event.listen(self._read_engine, "connect", _sqlite_pragmas)
+            event.listen(self._read_engine, "begin", _sqlite_begin_deferred)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -45,7 +52,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        """A read-only session (a snapshot on SQLite; read committed on PostgreSQL)."""
+        with self._read_sessions() as session:
             yield session
 
     def migrate(self, revision: str = "head") -> None:
@@ -62,6 +70,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -77,3 +87,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
