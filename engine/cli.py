@@ -76,7 +76,8 @@ def load(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="
 @app.command("import")
 def import_file(form: str = typer.Argument(..., help="Form key"),
                 file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file"),
-                mapping: Path = typer.Option(..., "--mapping", exists=True, dir_okay=False, help="Mapping JSON file"),
+                mapping: Optional[Path] = typer.Option(None, "--mapping", exists=True, dir_okay=False,
+                                                       help="Mapping JSON file; without it, columns named like fields fill them"),
                 database_url: Optional[str] = DatabaseOption,
                 show: int = typer.Option(50, help="How many rejected rows to print in full")) -> None:
     """Import FILE as records of FORM, each row through the same pipeline as the API."""

@@ -249,14 +249,22 @@ class Engine:
             raise NotFound("report.not_found", params={"key": key})
         return run_report(self.mirror, spec, params)
 
-    def run_import(self, form_key: str, csv_path: Path | str, mapping_path: Path | str,
+    def run_import(self, form_key: str, csv_path: Path | str, mapping_path: Path | str | None = None,
                    progress: Callable[[int], None] | None = None, actor: Principal = SYSTEM) -> Any:
-        """Import a CSV file through the same pipeline as the API; returns an ``ImportReport``."""
-        from engine.imports import MappingError, SourceError, check_mapping_fields, load_mapping, run_import
+        """Import a CSV file through the same pipeline as the API; returns an ``ImportReport``.
+
+        Without a mapping file, every column whose header is a top-level field of the form fills
+        that field, converted by the field's type (UTF-8, comma-separated)."""
+        from engine.imports import (MappingError, SourceError, SourceOptions, check_mapping_fields, compile_mapping,
+                                    load_mapping, read_header, run_import)
 
         spec = self._form(form_key)
         try:
-            mapping = load_mapping(Path(mapping_path))
+            if mapping_path is not None:
+                mapping = load_mapping(Path(mapping_path))
+            else:
+                header = read_header(Path(csv_path), SourceOptions(encoding="utf-8-sig"))
+                mapping = compile_mapping(_identity_mapping(spec, header))
             if mapping.form != form_key:
                 raise ValidationFailed([Issue("/form", "import.bad_mapping",
                                               {"detail": f"the mapping is for form {mapping.form}, not {form_key}"})])
@@ -267,6 +275,22 @@ class Engine:
                                     for issue in exc.issues]) from None
         except SourceError as exc:
             raise ValidationFailed([Issue("", "import.bad_source", {"detail": str(exc)})]) from None
+
+
+_IMPORT_TYPES = {"string": "string", "integer": "integer", "decimal": "decimal", "number": "decimal",
+                 "boolean": "boolean", "date": "date", "datetime": "string"}
+
+
+def _identity_mapping(spec: FormSpec, header: tuple[str, ...]) -> dict[str, Any]:
+    fields = {
+        column.name: {"column": column.name, "type": _IMPORT_TYPES[column.type]}
+        for column in spec.columns
+        if column.name in header and column.type in _IMPORT_TYPES
+    }
+    if not fields:
+        raise ValidationFailed([Issue("", "import.bad_mapping",
+                                      {"detail": "no column of the file is named like a field of the form; give --mapping"})])
+    return {"form": spec.key, "source": {"format": "csv", "encoding": "utf-8-sig"}, "fields": fields}
 
 
 class _ImportTarget:
