@@ -37,7 +37,7 @@ class Engine:
         self.db = Database(database_url or self.settings.database_url)
         self.clock: Clock = clock or SystemClock()
         self.registry = DefinitionRegistry(self.db, self.clock)
-        self.mirror = ReportMirror(self.db, self.registry.form_versions)
+        self.mirror = ReportMirror(self.db, self.registry.form_versions, clock=self.clock)
 
     def migrate(self) -> None:
         """Create or upgrade the tables (Alembic)."""

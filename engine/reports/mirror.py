@@ -1,0 +1,450 @@
+"""The report mirror: an in-process DuckDB copy of the records, one typed table per form family,
+fed incrementally from the analytic change sequence (``changes``).
+
+One mirror per process (see README.md). Every method takes the same lock, so one catch-up or one
+query runs at a time on the single DuckDB connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+from sqlalchemy import and_, or_, select
+
+from engine.clock import Clock, SystemClock
+from engine.errors import EngineError
+from engine.forms.spec import FormSpec
+from engine.jsoncodec import loads
+from engine.reports._columns import (
+    METADATA_COLUMNS,
+    MirrorColumn,
+    quote,
+    table_name,
+    to_column_value,
+    union_columns,
+)
+from engine.store.database import Database
+from engine.store.models import ChangeRow, RecordRow
+
+RECORD_ENTITY = "record"
+DEFAULT_GAP_GRACE = timedelta(minutes=10)
+HISTORY_HORIZON = timedelta(hours=1)
+"""A hole under a change older than this (by its ``at``) is history, not an open transaction."""
+_ID_CHUNK = 500
+_GAP_CHUNK = 100
+_RELOAD_CHUNK = 5000
+
+FormVersions = Callable[[str], list[FormSpec]]
+"""``forms(key)``: every compiled version of a form (empty when there is none)."""
+
+
+def connect_duckdb() -> duckdb.DuckDBPyConnection:
+    """A locked-down in-memory DuckDB: no file or network access, no extension installing or
+    loading, then the configuration is locked so that no statement can loosen it again."""
+    connection = duckdb.connect(
+        ":memory:",
+        config={
+            "enable_external_access": False,
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "allow_community_extensions": False,
+            "allow_unsigned_extensions": False,
+        },
+    )
+    # TimeZone only exists once the (built-in) ICU extension is up, so it cannot go in the
+    # connect config; it is pinned before the lock. Every query converts zones explicitly, UTC
+    # just keeps anything implicit independent of the host's TZ.
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET lock_configuration = true")
+    return connection
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    seq: int
+    entity: str
+    entity_id: str
+    scope: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Sequence numbers ``low..high`` (inclusive) not yet seen although a later one was.
+
+    On PostgreSQL a sequence number is taken when the row is inserted but becomes visible only at
+    commit, so a transaction that started earlier may still commit a lower number. ``born`` is
+    when the mirror noticed the gap (its own clock, so skew between application servers cannot
+    shorten the wait), unless the change seen after the gap is older than
+    :data:`HISTORY_HORIZON`: then the hole is history (a rolled-back transaction) and ``born`` is
+    that change's ``at``, so a process starting on a long history does not poll every old hole.
+    """
+
+    low: int
+    high: int
+    born: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    id: str
+    form_key: str
+    form_version: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReportMirror:
+    """Typed DuckDB tables ``form_<key>`` that follow the ``records`` table.
+
+    ``catch_up()`` applies every change committed since the last call; ``rebuild()`` starts over.
+    ``columns()`` and ``execute()`` serve the query compiler. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        forms: FormVersions,
+        *,
+        clock: Clock | None = None,
+        gap_grace: timedelta = DEFAULT_GAP_GRACE,
+        batch_size: int = 1000,
+    ) -> None:
+        self._database = database
+        self._forms = forms
+        self._clock: Clock = clock or SystemClock()
+        self._grace = gap_grace
+        self._batch_size = batch_size
+        self._lock = threading.RLock()
+        self._connection = connect_duckdb()
+        self._last_seq = 0
+        self._gaps: list[Gap] = []
+        self._tables: dict[str, tuple[MirrorColumn, ...]] = {}
+        """The form columns (metadata excluded) of every mirror table that exists."""
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The highest change sequence number applied."""
+        with self._lock:
+            return self._last_seq
+
+    @property
+    def gaps(self) -> tuple[Gap, ...]:
+        """Sequence numbers below :attr:`last_seq` still awaited (within the grace window)."""
+        with self._lock:
+            return tuple(self._gaps)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply every change committed since the last call; returns how many changes were read.
+
+        Late commits below :attr:`last_seq` (gaps) are looked for first, then new changes in
+        batches of ``batch_size``; each batch is applied in one DuckDB transaction and only then
+        counted as seen. Gaps older than ``gap_grace`` are given up (a rolled-back transaction
+        leaves a hole in the sequence for ever).
+        """
+        with self._lock:
+            count = 0
+            if self._gaps:
+                late = self._read_gap_changes()
+                if late:
+                    self._apply(late)
+                    self._gaps = _without(self._gaps, {change.seq for change in late})
+                    count += len(late)
+            while True:
+                batch = self._read_changes_after(self._last_seq)
+                if not batch:
+                    break
+                self._apply(batch)
+                self._gaps.extend(self._new_gaps(batch))
+                self._last_seq = batch[-1].seq
+                count += len(batch)
+                if len(batch) < self._batch_size:
+                    break
+            horizon = self._clock.now() - self._grace
+            self._gaps = [gap for gap in self._gaps if gap.born >= horizon]
+            return count
+
+    def rebuild(self) -> int:
+        """Drop every mirror table and replay the whole change sequence."""
+        with self._lock:
+            for key in list(self._tables):
+                self._connection.execute(f"DROP TABLE IF EXISTS {table_name(key)}")
+            self._tables.clear()
+            self._last_seq = 0
+            self._gaps = []
+            return self.catch_up()
+
+    # -- serving queries ----------------------------------------------------------------------
+
+    def columns(self, form_key: str) -> dict[str, MirrorColumn]:
+        """The columns of ``form_key``'s table by name (metadata included), creating the table or
+        adding the columns of a newer form version first."""
+        with self._lock:
+            self._in_transaction(lambda: self._sync_table(form_key))
+            if form_key not in self._tables:
+                raise ValueError(f"not a form key: {form_key!r}")
+            columns = {column.name: column for column in METADATA_COLUMNS}
+            columns.update((column.name, column) for column in self._tables[form_key])
+            return columns
+
+    def execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one SELECT built by the query compiler (identifiers quoted, values bound)."""
+        with self._lock:
+            return self._connection.execute(sql, list(params)).fetchall()
+
+    # -- reading the OLTP store ---------------------------------------------------------------
+
+    def _read_changes_after(self, seq: int) -> list[_Change]:
+        query = (
+            select(
+                ChangeRow.seq, ChangeRow.entity, ChangeRow.entity_id, ChangeRow.scope, ChangeRow.at
+            )
+            .where(ChangeRow.seq > seq)
+            .order_by(ChangeRow.seq)
+            .limit(self._batch_size)
+        )
+        with self._database.read() as session:
+            return [_Change(*row) for row in session.execute(query)]
+
+    def _read_gap_changes(self) -> list[_Change]:
+        found: list[_Change] = []
+        with self._database.read() as session:
+            for start in range(0, len(self._gaps), _GAP_CHUNK):
+                chunk = self._gaps[start : start + _GAP_CHUNK]
+                condition = or_(
+                    *(and_(ChangeRow.seq >= gap.low, ChangeRow.seq <= gap.high) for gap in chunk)
+                )
+                query = (
+                    select(
+                        ChangeRow.seq,
+                        ChangeRow.entity,
+                        ChangeRow.entity_id,
+                        ChangeRow.scope,
+                        ChangeRow.at,
+                    )
+                    .where(condition)
+                    .order_by(ChangeRow.seq)
+                )
+                found.extend(_Change(*row) for row in session.execute(query))
+        return found
+
+    def _new_gaps(self, batch: list[_Change]) -> Iterable[Gap]:
+        now = self._clock.now()
+        previous = self._last_seq
+        for change in batch:
+            if change.seq > previous + 1:
+                born = now if change.at >= now - HISTORY_HORIZON else change.at
+                yield Gap(previous + 1, change.seq - 1, born)
+            previous = change.seq
+
+    def _load_records(self, ids: list[str]) -> list[_Record]:
+        records: list[_Record] = []
+        with self._database.read() as session:
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                rows = session.execute(_record_columns().where(RecordRow.id.in_(chunk)))
+                records.extend(_record(row) for row in rows)
+        return records
+
+    def _load_form_records(self, form_key: str) -> Iterable[list[_Record]]:
+        last_id = ""
+        while True:
+            with self._database.read() as session:
+                rows = session.execute(
+                    _record_columns()
+                    .where(RecordRow.form_key == form_key, RecordRow.id > last_id)
+                    .order_by(RecordRow.id)
+                    .limit(_RELOAD_CHUNK)
+                ).all()
+            if not rows:
+                return
+            yield [_record(row) for row in rows]
+            last_id = rows[-1].id
+
+    # -- writing the mirror -------------------------------------------------------------------
+
+    def _apply(self, changes: list[_Change]) -> None:
+        scopes: dict[str, str] = {}
+        for change in changes:
+            if change.entity == RECORD_ENTITY:
+                scopes[change.entity_id] = change.scope
+        if not scopes:
+            return
+        records = self._load_records(list(scopes))
+        by_form: dict[str, list[_Record]] = {}
+        for record in records:
+            by_form.setdefault(record.form_key, []).append(record)
+        found = {record.id for record in records}
+        removed: dict[str, list[str]] = {}
+        for record_id, scope in scopes.items():
+            if record_id not in found:
+                removed.setdefault(scope, []).append(record_id)
+
+        def write() -> None:
+            for form_key, form_records in by_form.items():
+                if self._sync_table(form_key):
+                    self._upsert(form_key, form_records)
+            for form_key, record_ids in removed.items():
+                if form_key in self._tables:
+                    self._delete(form_key, record_ids)
+
+        self._in_transaction(write)
+
+    def _in_transaction(self, work: Callable[[], Any]) -> None:
+        # DuckDB DDL is transactional, so the table cache is restored with it on failure.
+        saved = dict(self._tables)
+        self._connection.execute("BEGIN TRANSACTION")
+        try:
+            work()
+            self._connection.execute("COMMIT")
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            self._tables = saved
+            raise
+
+    def _sync_table(self, form_key: str) -> bool:
+        """Make ``form_key``'s table match the union of its form versions; False (and no table
+        change) when the key is not a form key that can name a table."""
+        try:
+            table = table_name(form_key)
+        except ValueError:
+            return False
+        wanted = union_columns(self._forms(form_key))
+        current = self._tables.get(form_key)
+        if current is None:
+            self._create(form_key, wanted)
+            return True
+        existing = {column.name.lower(): column for column in current}
+        if any(
+            (old := existing.get(column.name.lower())) is not None and old != column
+            for column in wanted
+        ):
+            # A column changed type: old values must be converted from the stored JSON again, so
+            # the form's table is rebuilt from the records table.
+            self._connection.execute(f"DROP TABLE {table}")
+            self._create(form_key, wanted)
+            for chunk in self._load_form_records(form_key):
+                self._upsert(form_key, chunk)
+            return True
+        added = [column for column in wanted if column.name.lower() not in existing]
+        for column in added:
+            # Rows written before the column existed read NULL, which is what they hold.
+            self._connection.execute(
+                f"ALTER TABLE {table} ADD COLUMN {quote(column.name)} {column.sql_type}"
+            )
+        if added:
+            self._tables[form_key] = current + tuple(added)
+        return True
+
+    def _create(self, form_key: str, columns: tuple[MirrorColumn, ...]) -> None:
+        definitions = ", ".join(
+            [
+                '"_id" VARCHAR PRIMARY KEY',
+                '"_form_version" INTEGER',
+                '"_created_at" TIMESTAMPTZ',
+                '"_updated_at" TIMESTAMPTZ',
+            ]
+            + [f"{quote(column.name)} {column.sql_type}" for column in columns]
+        )
+        self._connection.execute(f"DROP TABLE IF EXISTS {table_name(form_key)}")
+        self._connection.execute(f"CREATE TABLE {table_name(form_key)} ({definitions})")
+        self._tables[form_key] = columns
+
+    def _upsert(self, form_key: str, records: list[_Record]) -> None:
+        """Replace the rows of ``records`` (delete, then insert), column by column.
+
+        Each column goes to DuckDB as one list parameter that ``unnest`` turns back into rows:
+        one statement per batch instead of one per row (``executemany`` is two orders of
+        magnitude slower). Decimals travel as text and are cast to ``DECIMAL(38, s)`` exactly.
+        """
+        records = list({record.id: record for record in records}.values())
+        columns = self._tables[form_key]
+        values: list[list[Any]] = [
+            [record.id for record in records],
+            [record.form_version for record in records],
+            [record.created_at for record in records],
+            [record.updated_at for record in records],
+        ]
+        for column in columns:
+            values.append(
+                [to_column_value(record.data.get(column.name), column) for record in records]
+            )
+        names = ["_id", "_form_version", "_created_at", "_updated_at"] + [
+            column.name for column in columns
+        ]
+        types = ["VARCHAR", "INTEGER", "TIMESTAMPTZ", "TIMESTAMPTZ"] + [
+            column.sql_type for column in columns
+        ]
+        selects = []
+        for sql_type in types:
+            if sql_type.startswith("DECIMAL"):
+                selects.append(f"CAST(unnest(CAST(? AS VARCHAR[])) AS {sql_type})")
+            else:
+                selects.append(f"unnest(CAST(? AS {sql_type}[]))")
+        self._delete(form_key, values[0])
+        self._connection.execute(
+            f"INSERT INTO {table_name(form_key)} ({', '.join(quote(name) for name in names)}) "
+            f"SELECT {', '.join(selects)}",
+            values,
+        )
+
+    def _delete(self, form_key: str, record_ids: list[str]) -> None:
+        self._connection.execute(
+            f"DELETE FROM {table_name(form_key)} "
+            'WHERE "_id" IN (SELECT unnest(CAST(? AS VARCHAR[])))',
+            [record_ids],
+        )
+
+
+def _record_columns() -> Any:
+    return select(
+        RecordRow.id,
+        RecordRow.form_key,
+        RecordRow.form_version,
+        RecordRow.data,
+        RecordRow.created_at,
+        RecordRow.updated_at,
+    )
+
+
+def _record(row: Any) -> _Record:
+    try:
+        data = loads(row.data)
+    except EngineError:
+        data = None
+    return _Record(
+        row.id,
+        row.form_key,
+        row.form_version,
+        data if isinstance(data, dict) else {},
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def _without(gaps: list[Gap], seen: set[int]) -> list[Gap]:
+    """``gaps`` minus the sequence numbers in ``seen`` (a range splits around each one)."""
+    result: list[Gap] = []
+    for gap in gaps:
+        low = gap.low
+        for seq in sorted(s for s in seen if gap.low <= s <= gap.high):
+            if seq > low:
+                result.append(Gap(low, seq - 1, gap.born))
+            low = seq + 1
+        if low <= gap.high:
+            result.append(Gap(low, gap.high, gap.born))
+    return result
