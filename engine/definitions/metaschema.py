@@ -11,6 +11,7 @@ import jsonschema
 from referencing import Registry, Resource
 
 from engine.errors import Issue
+from engine.jsonpointer import pointer
 
 METADATA_DIR = Path(__file__).resolve().parent.parent / "metadata"
 KINDS = ("form", "process", "report")
@@ -34,7 +35,7 @@ def _validator(kind: str) -> jsonschema.Draft202012Validator:
 def check_against_metaschema(kind: str, document: Mapping[str, Any]) -> list[Issue]:
     """Every place where ``document`` breaks ``metadata/<kind>.schema.json``."""
     issues = [
-        Issue(_pointer(error.absolute_path), "definition.schema", {"detail": error.message[:300]})
+        Issue(pointer(error.absolute_path), "definition.schema", {"detail": error.message[:300]})
         for error in _leaf_errors(_validator(kind).iter_errors(document))
     ]
     return sorted(issues, key=lambda issue: issue.path)
@@ -48,6 +49,3 @@ def _leaf_errors(errors: Iterator[jsonschema.ValidationError]) -> Iterator[jsons
         else:
             yield error
 
-
-def _pointer(parts: Any) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)

@@ -10,6 +10,8 @@ import jsonschema_rs
 
 from engine.errors import Issue
 from engine.forms.spec import ColumnSpec, ColumnType, ComputedField, CrossFieldRule, DecimalField, FormSpec
+from engine.jsonpointer import escape
+from engine.jsonpointer import pointer as to_pointer
 from engine.rules import CompiledRule, compile_rule
 
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
@@ -77,7 +79,7 @@ def compile_form(
 
 def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
     for error in _META_SCHEMA.iter_errors(schema):
-        yield Issue(_pointer("/schema", error.absolute_path), "definition.bad_schema", {"detail": error.message[:200]})
+        yield Issue(to_pointer(error.absolute_path, "/schema"), "definition.bad_schema", {"detail": error.message[:200]})
     for pointer, value in _walk_refs(schema, "/schema"):
         if not isinstance(value, str) or not value.startswith("#"):
             yield Issue(pointer, "definition.remote_ref")
@@ -86,7 +88,7 @@ def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
 def _walk_refs(node: Any, pointer: str) -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():
-            child = f"{pointer}/{_escape(key)}"
+            child = f"{pointer}/{escape(key)}"
             if key in _REF_KEYWORDS:
                 yield child, value
             else:
@@ -97,7 +99,7 @@ def _walk_refs(node: Any, pointer: str) -> Iterator[tuple[str, Any]]:
 
 
 def _schema_build_issue(exc: jsonschema_rs.ValidationError) -> Issue:
-    pointer = _pointer("/schema", exc.instance_path)
+    pointer = to_pointer(exc.instance_path, "/schema")
     detail = str(exc).splitlines()[0][:200]
     code = "definition.bad_pattern" if "regex" in detail or pointer.endswith("/pattern") else "definition.bad_schema"
     return Issue(pointer, code, {"detail": detail})
@@ -111,7 +113,7 @@ def _compile_computed(
     compiled: dict[str, ComputedField] = {}
     depends: dict[str, set[str]] = {}
     for name, entry in entries.items():
-        pointer = f"/computed/{_escape(name)}"
+        pointer = f"/computed/{escape(name)}"
         if name not in properties:
             issues.append(Issue(pointer, "definition.computed_undeclared", {"field": name}))
             continue
@@ -126,7 +128,7 @@ def _compile_computed(
         depends[name] = {use.name.split(".")[0] for use in rule.variables} & set(entries)
     order, cycle = _topological(depends)
     if cycle:
-        issues.append(Issue(f"/computed/{_escape(cycle[0])}", "definition.computed_cycle", {"cycle": " -> ".join(cycle)}))
+        issues.append(Issue(f"/computed/{escape(cycle[0])}", "definition.computed_cycle", {"cycle": " -> ".join(cycle)}))
     return [compiled[name] for name in order if name in compiled], issues
 
 
@@ -238,11 +240,3 @@ def _decimal_fields(node: Mapping[str, Any], parts: tuple[str, ...]) -> Iterator
     items = node.get("items")
     if isinstance(items, Mapping):
         yield from _decimal_fields(items, parts + ("*",))
-
-
-def _pointer(prefix: str, parts: Any) -> str:
-    return prefix + "".join(f"/{_escape(str(part))}" for part in parts)
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")

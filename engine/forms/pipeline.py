@@ -7,6 +7,8 @@ from typing import Any, Iterator, Mapping
 
 from engine.errors import Issue
 from engine.forms.spec import DecimalField, FormSpec
+from engine.jsonpointer import escape
+from engine.jsonpointer import pointer as to_pointer
 from engine.rules import RuleError, is_truthy
 
 _ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN}
@@ -62,32 +64,32 @@ def validate(spec: FormSpec, data: Mapping[str, Any]) -> list[Issue]:
 
 def _schema_issues(spec: FormSpec, data: Mapping[str, Any]) -> Iterator[Issue]:
     for error in spec.validator.iter_errors(dict(data)):
-        pointer = "".join(f"/{_escape(str(part))}" for part in error.instance_path)
+        where = to_pointer(error.instance_path)
         kind = error.kind
         name = type(kind).__name__
         if name == "Required":
-            yield Issue(f"{pointer}/{_escape(str(kind.property))}", "record.required")
+            yield Issue(f"{where}/{escape(str(kind.property))}", "record.required")
         elif name == "AdditionalProperties":
             for extra in kind.unexpected:
-                yield Issue(f"{pointer}/{_escape(str(extra))}", "record.additional_properties")
+                yield Issue(f"{where}/{escape(str(extra))}", "record.additional_properties")
         elif name == "Type":
-            yield Issue(pointer, "record.type", {"expected": _type_names(kind.types)})
+            yield Issue(where, "record.type", {"expected": _type_names(kind.types)})
         elif name in _LIMIT_CODES:
-            yield Issue(pointer, _LIMIT_CODES[name], {"limit": _number(kind.limit)})
+            yield Issue(where, _LIMIT_CODES[name], {"limit": _number(kind.limit)})
         elif name == "MultipleOf":
-            yield Issue(pointer, "record.multiple_of", {"limit": _number(kind.multiple_of)})
+            yield Issue(where, "record.multiple_of", {"limit": _number(kind.multiple_of)})
         elif name == "Pattern":
-            yield Issue(pointer, "record.pattern")
+            yield Issue(where, "record.pattern")
         elif name == "Format":
-            yield Issue(pointer, "record.format", {"format": kind.format})
+            yield Issue(where, "record.format", {"format": kind.format})
         elif name == "Enum":
-            yield Issue(pointer, "record.enum")
+            yield Issue(where, "record.enum")
         elif name == "Constant":
-            yield Issue(pointer, "record.const")
+            yield Issue(where, "record.const")
         elif name == "UniqueItems":
-            yield Issue(pointer, "record.unique_items")
+            yield Issue(where, "record.unique_items")
         else:
-            yield Issue(pointer, "record.schema", {"keyword": _keyword(error.schema_path, name)})
+            yield Issue(where, "record.schema", {"keyword": _keyword(error.schema_path, name)})
 
 
 _LIMIT_CODES = {
@@ -123,7 +125,7 @@ def _values_at(node: Any, parts: tuple[str, ...], pointer: str) -> Iterator[tupl
             for index, item in enumerate(node):
                 yield from _values_at(item, rest, f"{pointer}/{index}")
     elif isinstance(node, Mapping) and head in node:
-        yield from _values_at(node[head], rest, f"{pointer}/{_escape(head)}")
+        yield from _values_at(node[head], rest, f"{pointer}/{escape(head)}")
 
 
 def _type_names(types: Any) -> str:
@@ -140,7 +142,3 @@ def _number(value: Any) -> Any:
 def _keyword(schema_path: Any, fallback: str) -> str:
     parts = [str(part) for part in schema_path] if schema_path else []
     return parts[-1] if parts else fallback
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")

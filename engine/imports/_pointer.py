@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from engine.jsonpointer import pointer as _pointer
+
 __all__ = ["pointer"]
 
 
 def pointer(*tokens: str) -> str:
     """A JSON pointer from raw tokens: `pointer("fields", "a/b")` is `/fields/a~1b`."""
-    return "".join("/" + token.replace("~", "~0").replace("/", "~1") for token in tokens)
+    return _pointer(tokens)

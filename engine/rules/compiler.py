@@ -10,6 +10,7 @@ import datalogic_py
 
 from engine.errors import Issue
 from engine.jsoncodec import to_plain
+from engine.jsonpointer import escape
 from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
 
 _ENGINE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET})
@@ -143,7 +144,7 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
     if not isinstance(node, dict) or len(node) != 1:
         return
     ((operator, args),) = node.items()
-    op_pointer = f"{pointer}/{_escape(operator)}"
+    op_pointer = f"{pointer}/{escape(operator)}"
     if operator not in ALLOWED_OPERATORS:
         yield "error", f"unknown or disallowed operator {operator!r}", op_pointer
         return
@@ -172,9 +173,6 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
         child_pointer = f"{op_pointer}/{index}" if isinstance(args, list) else op_pointer
         yield from _walk(item, child_pointer, inner_scoped)
 
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def _short(text: str) -> str:
