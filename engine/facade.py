@@ -14,7 +14,7 @@ from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import Conflict, DefinitionInvalid, Issue, NotFound, ValidationFailed
 from engine.forms.pipeline import compute, validate
 from engine.forms.spec import FormSpec
-from engine.jsoncodec import dumps, loads
+from engine.jsoncodec import check_document, dumps, loads
 from engine.reports import ReportMirror, run_report
 from engine.security import SYSTEM, Principal
 from engine.store import Database
@@ -93,6 +93,7 @@ class Engine:
         spec = self._form(form_key)
         if not isinstance(data, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
+        check_document(data)
         computed, issues = compute(spec, data)
         issues += validate(spec, computed)
         return {"data": computed, "issues": issues}
@@ -105,8 +106,10 @@ class Engine:
         spec = self._form(form_key)
         if not isinstance(data, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
+        check_document(data)
         computed, issues = compute(spec, data)
         issues += validate(spec, computed)
+        check_document(computed)
         process = None
         if spec.process is not None:
             process = self.registry.process(spec.process)

@@ -14,10 +14,31 @@ from typing import Any
 from engine.errors import BadRequest
 
 MAX_DEPTH = 64
+MAX_NUMBER_DIGITS = 40
+"""Significant digits a JSON number may carry: far beyond any amount of money, and small enough
+that a number can never become a memory or CPU bomb (``1e999999999``) or outgrow what the
+database, the report mirror (DECIMAL(38, s)) and int conversion accept."""
+MAX_NUMBER_EXPONENT = 40
+_INT_LIMIT = 10**MAX_NUMBER_DIGITS
 
 
 def _reject_constant(name: str) -> Any:
     raise BadRequest("request.non_finite_number", path="", params={"token": name})
+
+
+def _parse_decimal(text: str) -> Decimal:
+    value = Decimal(text)
+    digits = value.as_tuple().digits
+    exponent = value.adjusted()
+    if len(digits) > MAX_NUMBER_DIGITS or abs(exponent) > MAX_NUMBER_EXPONENT:
+        raise BadRequest("request.number_out_of_range", params={"digits": MAX_NUMBER_DIGITS})
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise BadRequest("request.number_out_of_range", params={"digits": MAX_NUMBER_DIGITS})
+    return int(text)
 
 
 def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -33,13 +54,58 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
             raise BadRequest("request.invalid_json", params={"reason": "not UTF-8"}) from None
     _check_depth(text, max_depth)
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        value = json.loads(text, parse_float=_parse_decimal, parse_int=_parse_int, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             "request.invalid_json", params={"reason": f"{exc.msg} at line {exc.lineno} column {exc.colno}"}
         ) from None
     except RecursionError:
         raise BadRequest("request.too_deep", params={"limit": max_depth}) from None
+    check_document(value)
+    return value
+
+
+def check_document(value: Any) -> None:
+    """Refuse what cannot be stored exactly: numbers past the bounds above, floats (money must
+    arrive as ``Decimal``), NUL characters (PostgreSQL text cannot hold them) and unpaired
+    surrogates (not UTF-8). Every document entering the engine passes here, whether parsed from
+    JSON or handed over by an embedding program or an import. Raises :class:`BadRequest`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise BadRequest("request.not_object")
+                _check_text(key)
+                stack.append(child)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if abs(item) >= _INT_LIMIT:
+                raise BadRequest("request.number_out_of_range", params={"digits": MAX_NUMBER_DIGITS})
+        elif isinstance(item, Decimal):
+            if not item.is_finite():
+                raise BadRequest("request.non_finite_number", params={"token": str(item)})
+            if len(item.as_tuple().digits) > MAX_NUMBER_DIGITS or abs(item.adjusted()) > MAX_NUMBER_EXPONENT:
+                raise BadRequest("request.number_out_of_range", params={"digits": MAX_NUMBER_DIGITS})
+        elif isinstance(item, float):
+            raise BadRequest("request.float_number")
+        else:
+            raise BadRequest("request.unsupported_value", params={"type": type(item).__name__})
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadRequest("request.bad_string", params={"reason": "NUL character"})
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("request.bad_string", params={"reason": "unpaired surrogate"}) from None
 
 
 def _check_depth(text: str, max_depth: int) -> None:

@@ -11,6 +11,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
     # request
     "request.invalid_json": {"en": "The body is not valid JSON: {reason}", "zh-CN": "请求体不是有效的 JSON：{reason}"},
     "request.non_finite_number": {"en": "{token} is not a valid number", "zh-CN": "{token} 不是有效的数字"},
+    "request.number_out_of_range": {"en": "Numbers may have at most {digits} digits and a magnitude below 1e40", "zh-CN": "数字最多 {digits} 位有效数字，且数量级须小于 1e40"},
+    "request.bad_string": {"en": "A text contains a character that cannot be stored ({reason})", "zh-CN": "文本包含无法存储的字符（{reason}）"},
+    "request.float_number": {"en": "Pass numbers as Decimal or int, never float (floats cannot hold money exactly)", "zh-CN": "数字须为 Decimal 或 int，不能是 float（浮点数无法精确表示金额）"},
+    "request.unsupported_value": {"en": "A value of type {type} is not JSON", "zh-CN": "类型 {type} 的值不是 JSON"},
     "request.too_deep": {"en": "The document is nested deeper than {limit} levels", "zh-CN": "文档嵌套超过 {limit} 层"},
     "request.too_large": {"en": "The body is larger than {limit} bytes", "zh-CN": "请求体超过 {limit} 字节"},
     "request.not_object": {"en": "An object is expected here", "zh-CN": "此处需要一个对象"},

@@ -16,7 +16,7 @@ from engine.definitions.metaschema import KINDS, check_against_metaschema
 from engine.errors import Conflict, DefinitionInvalid, Issue, NotFound
 from engine.forms.compiler import compile_form
 from engine.forms.spec import FormSpec
-from engine.jsoncodec import dumps, loads
+from engine.jsoncodec import check_document, dumps, loads
 from engine.reports import check_report, compile_report
 from engine.store import Database
 from engine.store.models import AuditRow, DefinitionRow
@@ -50,6 +50,7 @@ class DefinitionRegistry:
         with every issue, or :class:`Conflict` if another upload of the same key won a race."""
         if not isinstance(document, dict):
             raise DefinitionInvalid([Issue("", "request.not_object")])
+        check_document(document)
         kind = document.get("kind")
         if kind not in KINDS:
             raise DefinitionInvalid([Issue("/kind", "definition.unknown_kind", {"kind": kind, "expected": list(KINDS)})])

@@ -11,6 +11,7 @@ import datalogic_py
 from engine.errors import Issue
 from engine.jsoncodec import to_plain
 from engine.jsonpointer import escape
+from engine.rules.exact import ExactError, NotExact, evaluate_exact, uses_only_exact_operators
 from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
 
 _ENGINE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET})
@@ -52,9 +53,19 @@ class CompiledRule:
     source: Any
     variables: tuple[VariableUse, ...]
     _compiled: Any
+    exact: bool = False
+    """Built only from operators the decimal evaluator decides (see :mod:`engine.rules.exact`)."""
 
     def evaluate(self, data: dict[str, Any]) -> Any:
-        """Evaluate against ``data``; numbers in the result come back as ``Decimal``/``int``."""
+        """Evaluate against ``data``; numbers in the result come back as ``Decimal``/``int``.
+        Arithmetic is exact (decimal) where the rule allows it; see :mod:`engine.rules.exact`."""
+        if self.exact:
+            try:
+                return evaluate_exact(self.source, data)
+            except NotExact:
+                pass
+            except ExactError as exc:
+                raise RuleError(str(exc)) from None
         try:
             result = self._compiled.evaluate(to_plain(data))
         except BaseException as exc:  # noqa: BLE001 - the native core may raise anything; fail closed
@@ -98,7 +109,7 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return None, [Issue(pointer, "definition.bad_rule", {"detail": _short(str(exc))})]
-    return CompiledRule(rule, tuple(variables), compiled), []
+    return CompiledRule(rule, tuple(variables), compiled, uses_only_exact_operators(rule)), []
 
 
 def rule_variables(rule: CompiledRule) -> tuple[VariableUse, ...]:

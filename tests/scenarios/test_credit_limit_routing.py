@@ -109,6 +109,14 @@ def test_acting_without_the_role_is_forbidden_and_changes_nothing(bank_client: A
     assert bank_client.get(f"/api/v1/tasks/{task['id']}").json()["status"] == "open"
 
 
+def test_exactly_20_005_percent_rounds_to_20_01_and_needs_the_risk_countersign(bank_client: Any) -> None:
+    record = _apply(bank_client, _customer(bank_client), "103000.00", "123605.15")
+    assert record["data"]["increase_pct"] == Decimal("20.01")
+    task = _open_task(bank_client, record["instances"][0]["id"], "account_manager")
+    moved = bank_client.post(f"/api/v1/tasks/{task['id']}/approve", headers=MANAGER).json()
+    assert moved["state"] == "risk_countersign"
+
+
 def test_unknown_action_is_404_with_the_available_ones(bank_client: Any) -> None:
     record = _apply(bank_client, _customer(bank_client), "1000000.00", "1300000.00")
     task = _open_task(bank_client, record["instances"][0]["id"], "account_manager")
@@ -132,6 +140,7 @@ def test_acting_twice_on_one_task_gets_409(bank_client: Any) -> None:
     ("1000000.00", "1100000.01", "approved"),      # 10.000001 % is stored rounded: 10.00
     ("1000000.00", "1100100.00", "manager_review"),  # 10.01 %
     ("1000000.00", "1010000.00", "manager_review"),  # not low risk below
+    ("103000.00", "113305.15", "manager_review"),    # exactly 10.005 %: rounds half up to 10.01
 ])
 def test_auto_approval_edges(bank_client: Any, current: str, requested: str, expected_state: str) -> None:
     risk = "medium" if requested == "1010000.00" else "low"

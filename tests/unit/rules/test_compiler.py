@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from engine.rules import compile_rule, is_truthy
 from engine.rules.limits import MAX_RULE_DEPTH
 
@@ -55,10 +57,41 @@ def test_budget_exhaustion_fails_closed() -> None:
         raise AssertionError("a rule past its operation budget must fail closed")
 
 
-def test_results_come_back_as_decimal() -> None:
+def test_arithmetic_is_decimal_not_binary_float() -> None:
     rule, _ = compile_rule({"*": [{"var": "a"}, 100]}, "")
+    assert rule is not None and rule.exact
+    assert rule.evaluate({"a": Decimal("0.07")}) == Decimal("7.00")
+    total, _ = compile_rule({"+": [{"var": "a"}, {"var": "b"}]}, "")
+    assert total is not None
+    assert total.evaluate({"a": Decimal("0.10"), "b": Decimal("0.20")}) == Decimal("0.30")
+    assert total.evaluate({"a": Decimal("12345678901234567.89"), "b": Decimal("0.01")}) == Decimal("12345678901234567.90")
+
+
+def test_comparisons_beyond_float_precision_are_exact() -> None:
+    differs, _ = compile_rule({"!=": [{"var": "a"}, {"var": "b"}]}, "")
+    assert differs is not None
+    assert differs.holds({"a": Decimal("9007199254740993.00"), "b": Decimal("9007199254740992.00")})
+
+
+def test_null_in_a_comparison_keeps_jsonlogic_semantics() -> None:
+    rule, _ = compile_rule({"<=": [{"var": "a"}, 10]}, "")
     assert rule is not None
-    assert rule.evaluate({"a": Decimal("0.07")}) == Decimal("7.000000000000001")
+    assert rule.holds({"a": None}) is True  # JSONLogic reads null as 0: guard optional fields
+
+
+def test_division_by_zero_fails_closed() -> None:
+    from engine.rules import RuleError
+
+    rule, _ = compile_rule({"/": [{"var": "a"}, {"var": "b"}]}, "")
+    assert rule is not None
+    with pytest.raises(RuleError):
+        rule.evaluate({"a": 1, "b": Decimal("0.00")})
+
+
+def test_non_exact_operators_still_evaluate_natively() -> None:
+    rule, _ = compile_rule({"cat": ["a", {"var": "x"}]}, "")
+    assert rule is not None and not rule.exact
+    assert rule.evaluate({"x": "b"}) == "ab"
 
 
 def test_truthiness_follows_jsonlogic() -> None:
