@@ -113,8 +113,9 @@ class Engine:
         process = None
         if spec.process is not None:
             process = self.registry.process(spec.process)
-            if process is None:
-                issues.append(Issue("", "record.no_process", {"form": form_key}))
+            if process is None or process.form != form_key:
+                issues.append(Issue("", "record.no_process", {"form": form_key, "process": spec.process}))
+                process = None
         if issues:
             raise ValidationFailed(issues)
         now = self.clock.now()

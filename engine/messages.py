@@ -29,6 +29,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "task.not_open": {"en": "The task is already {status}", "zh-CN": "该任务已是{status}状态"},
     "task.conflict": {"en": "Someone acted on this task at the same time; reload and retry", "zh-CN": "该任务已被他人同时处理，请刷新后重试"},
     "task.unknown_action": {"en": "Action {action} is not available on this task; available: {available}", "zh-CN": "此任务不支持操作 {action}；可用操作：{available}"},
+    "task.own_request": {"en": "You cannot act on a request you submitted yourself", "zh-CN": "不能审批自己提交的申请"},
+    "task.already_signed": {"en": "You have already signed this countersign; another person must sign", "zh-CN": "您已在本次会签中签署，须由其他人签署"},
     "task.not_assignee": {"en": "This task is not assigned to you", "zh-CN": "该任务未分配给您"},
     "definition.conflict": {"en": "Another upload of {kind} {key} happened at the same time; retry", "zh-CN": "{kind} {key} 正被同时上传，请重试"},
     # definitions
@@ -73,7 +75,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "record.ref_not_found": {"en": "No {form} record with this id", "zh-CN": "不存在该 id 的 {form} 记录"},
     "record.rule_error": {"en": "The rule {rule} could not be evaluated", "zh-CN": "规则 {rule} 无法计算"},
     "record.compute_error": {"en": "Field {field} could not be computed", "zh-CN": "字段 {field} 无法计算"},
-    "record.no_process": {"en": "Form {form} starts no process", "zh-CN": "表单 {form} 未绑定流程"},
+    "record.no_process": {"en": "Form {form} names process {process}, which is not defined for it; upload the process first", "zh-CN": "表单 {form} 指定的流程 {process} 未定义或不属于该表单，请先上传流程"},
     "process.stuck": {"en": "The process could not move on: {reason}", "zh-CN": "流程无法继续：{reason}"},
     # reports
     "report.bad_parameter": {"en": "Report parameter {name} is invalid", "zh-CN": "报表参数 {name} 无效"},

@@ -60,7 +60,9 @@ def compile_process(
                     issues.append(Issue(where, "definition.unknown_field", {"field": raw["field"]}))
                 assignees.append(Assignee(role=raw.get("role"), field=raw.get("field")))
             actions = {
-                action: ActionSpec(action, spec.get("title", action), transitions(spec["transitions"], f"{pointer}/actions/{action}/transitions"))
+                action: ActionSpec(action, spec.get("title", action),
+                                   transitions(spec["transitions"], f"{pointer}/actions/{action}/transitions"),
+                                   spec.get("quorum", "one"))
                 for action, spec in body["actions"].items()
             }
             states[name] = StateSpec(name, state_type, title, assignees=tuple(assignees), actions=actions)

@@ -23,6 +23,9 @@ from engine.security import Principal
 from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceRow, OutboxRow, TaskRow
 from engine.workflow.spec import InstanceStatus, ProcessSpec, StateSpec, StateType, TaskStatus, Transition
 
+_SHARED_IDENTITIES = frozenset({"system", "anonymous"})
+"""Callers that are not one person: the four-eyes check cannot apply to them."""
+
 MAX_AUTOMATIC_STEPS = 100
 """Rule-decided steps one operation may take; a definition that loops through `auto` states
 fails closed instead of spinning."""
@@ -63,10 +66,14 @@ class Runner:
         """Complete ``task`` with ``action`` and move the instance on if the state is decided."""
         state = self.spec.states[task.state]
         actions = state.actions or {}
-        if action not in actions:
-            raise NotFound("task.unknown_action", params={"action": action, "available": sorted(actions)})
         if not (actor.has_role(task.assignee_role) or (task.assignee_user is not None and task.assignee_user == actor.id)):
             raise Forbidden("task.not_assignee")
+        if actor.id == instance.started_by and actor.id not in _SHARED_IDENTITIES:
+            raise Forbidden("task.own_request")  # four eyes: nobody approves what they submitted
+        if action not in actions:
+            raise NotFound("task.unknown_action", params={"action": action, "available": sorted(actions)})
+        if state.type is StateType.COUNTERSIGN and self._already_signed(task, actor):
+            raise Forbidden("task.already_signed")
         completed: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
             update(TaskRow)
             .where(TaskRow.id == task.id, TaskRow.status == TaskStatus.OPEN.value, TaskRow.row_version == task.row_version)
@@ -124,11 +131,17 @@ class Runner:
                 raise ProcessStuck(f"rule at {where} failed: {exc}") from None
         raise ProcessStuck(f"no transition of {where} holds")
 
+    def _already_signed(self, task: TaskRow, actor: Principal) -> bool:
+        signed = self.session.scalars(
+            select(TaskRow.id).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
+                                     TaskRow.entry == task.entry, TaskRow.acted_by == actor.id)
+        ).first()
+        return signed is not None
+
     def _decided(self, state: StateSpec, task: TaskRow, action: str) -> bool:
         if state.type is not StateType.COUNTERSIGN:
             return True
-        first_action = next(iter(state.actions or {}))
-        if action != first_action:
+        if (state.actions or {})[action].quorum != "all":
             return True
         siblings = self.session.scalars(
             select(TaskRow).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,

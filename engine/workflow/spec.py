@@ -13,8 +13,9 @@ class StateType(StrEnum):
     TASK = "task"
     """One human task for one assignee."""
     COUNTERSIGN = "countersign"
-    """One task per assignee; the first declared action needs all of them, any other action
-    decides at once and closes the rest."""
+    """One task per assignee, each signed by a different person. An action with quorum ``all``
+    takes effect once every signer chose it; one with quorum ``one`` decides at once and
+    cancels the other signatures."""
     AUTO = "auto"
     """Decided by rules alone, no human."""
     END = "end"
@@ -52,6 +53,8 @@ class ActionSpec:
     name: str
     title: Any
     transitions: tuple[Transition, ...]
+    quorum: str = "one"
+    """In a countersign: ``all`` signers must choose this action, or ``one`` suffices."""
 
 
 @dataclass(frozen=True)
