@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
-from engine.errors import Conflict, DefinitionInvalid, Issue, NotFound, ValidationFailed
+from engine.errors import Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
 from engine.forms.pipeline import compute, validate
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
@@ -49,7 +49,10 @@ class Engine:
     # -- definitions ---------------------------------------------------------------------------
 
     def upload(self, document: Any, actor: Principal = SYSTEM) -> dict[str, Any]:
-        """Validate, compile and store a definition: ``{kind, key, version, created}``."""
+        """Validate, compile and store a definition: ``{kind, key, version, created}``.
+        Needs one of ``settings.definition_roles`` (the system itself always may)."""
+        if actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
+            raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
         return self.registry.upload(document, actor.id).to_dict()
 
     def load_dir(self, folder: Path | str, actor: Principal = SYSTEM) -> list[dict[str, Any]]:

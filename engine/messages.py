@@ -51,6 +51,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.rule_too_complex": {"en": "The rule is too deep or too large (limit {limit})", "zh-CN": "规则过深或过大（上限 {limit}）"},
     "definition.bad_field_type": {"en": "Field {field} has type {actual}; {expected} is needed here", "zh-CN": "字段 {field} 类型为 {actual}；此处需要 {expected}"},
     "definition.duplicate_name": {"en": "Name {name} is used twice", "zh-CN": "名称 {name} 重复"},
+    "definition.process_of_other_form": {"en": "Process {process} belongs to another form", "zh-CN": "流程 {process} 属于其他表单"},
+    "definition.forbidden": {"en": "Uploading definitions needs one of the roles {roles}", "zh-CN": "上传定义需要以下角色之一：{roles}"},
     "definition.unreachable_state": {"en": "State {state} cannot be reached from the start", "zh-CN": "状态 {state} 从开始节点不可达"},
     # records
     "record.required": {"en": "This field is required", "zh-CN": "此字段为必填项"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -66,7 +66,7 @@ class DefinitionRegistry:
         if latest is not None and latest.digest == digest:
             return UploadResult(kind, key, latest.version, False)
         version = (latest.version if latest else 0) + 1
-        spec = self._compile(kind, document, version)
+        spec = self._compile(kind, document, version, self.form)
         try:
             with self._db.transaction() as session:
                 session.add(DefinitionRow(kind=kind, key=key, version=version, body=body, digest=digest,
@@ -74,20 +74,27 @@ class DefinitionRegistry:
                 session.add(AuditRow(at=self._clock.now(), actor=actor, action="definition.upload",
                                      object_type=kind, object_id=f"{key}@{version}", detail=dumps({"digest": digest})))
         except IntegrityError:
+            # Another upload of this key won the race; if it stored the same document, this
+            # upload changed nothing, exactly as if it had come second.
+            winner = self._latest_row(kind, key)
+            if winner is not None and winner.digest == digest:
+                return UploadResult(kind, key, winner.version, False)
             raise Conflict("definition.conflict", params={"kind": kind, "key": key}) from None
         with self._lock:
             self._cache[(kind, key, version)] = spec
         return UploadResult(kind, key, version, True)
 
-    def _compile(self, kind: str, document: Mapping[str, Any], version: int) -> Any:
+    def _compile(self, kind: str, document: Mapping[str, Any], version: int,
+                 form_for: Callable[[str], FormSpec | None]) -> Any:
         spec: Any
         if kind == "form":
             spec, issues = compile_form(document, version, lambda key: self._latest_row("form", key) is not None)
+            issues += self._process_binding_issues(document)
         elif kind == "process":
-            spec, issues = compile_process(document, version, self.form)
+            spec, issues = compile_process(document, version, form_for)
         else:
-            issues = check_report(dict(document), self.form)
-            form = self.form(document["source"]["form"]) if not issues else None
+            issues = check_report(dict(document), form_for)
+            form = form_for(document["source"]["form"]) if not issues else None
             spec = compile_report(dict(document), form, version) if form is not None else None
         if issues:
             raise DefinitionInvalid(issues)
@@ -160,11 +167,31 @@ class DefinitionRegistry:
             ).first()
         if row is None:
             return None
-        # Stored definitions passed every check when uploaded; recompiling only rebuilds objects.
-        spec = self._compile(kind, loads(row.body), version)
+        # Stored definitions passed every check when uploaded; recompiling only rebuilds objects,
+        # against the form versions that were current then, so a later form version that drops
+        # a field never breaks an old process version or its running instances.
+        row_id = row.id
+        spec = self._compile(kind, loads(row.body), version, lambda key: self._form_as_of(key, row_id))
         with self._lock:
             self._cache[(kind, key, version)] = spec
         return spec
+
+    def _form_as_of(self, key: str, definition_id: int) -> FormSpec | None:
+        with self._db.read() as session:
+            version = session.scalar(
+                select(func.max(DefinitionRow.version)).where(
+                    DefinitionRow.kind == "form", DefinitionRow.key == key, DefinitionRow.id < definition_id)
+            )
+        return self.form(key, version) if version is not None else None
+
+    def _process_binding_issues(self, document: Mapping[str, Any]) -> list[Issue]:
+        name = document.get("process")
+        if name is None:
+            return []
+        row = self._latest_row("process", name)
+        if row is not None and loads(row.body).get("form") != document["key"]:
+            return [Issue("/process", "definition.process_of_other_form", {"process": name})]
+        return []
 
     def form(self, key: str, version: int | None = None) -> FormSpec | None:
         spec = self.spec("form", key, version)

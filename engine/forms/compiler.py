@@ -18,9 +18,16 @@ _REF_KEYWORDS = ("$ref", "$dynamicRef")
 _META_SCHEMA = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
 
 
-def build_validator(schema: Mapping[str, Any]) -> Any:
-    """A jsonschema-rs validator that never fetches anything (no remote, no ``file:``)."""
-    return jsonschema_rs.Draft202012Validator(dict(schema), validate_formats=True, offline=True)
+def build_validator(schema: Mapping[str, Any] | bool) -> Any:
+    """A jsonschema-rs validator that never fetches anything (no remote, no ``file:``).
+
+    Formats are asserted (date, date-time, email, uri, ...), patterns follow ECMA-262, and
+    numbers are compared exactly: instances may hold ``Decimal`` (as the engine parses them)
+    and the verdicts are those of the decimal value, not of a float approximation. A boolean
+    schema (``true``/``false``) is accepted too, as JSON Schema allows.
+    """
+    document = schema if isinstance(schema, bool) else dict(schema)
+    return jsonschema_rs.Draft202012Validator(document, validate_formats=True, offline=True)
 
 
 def compile_form(

@@ -2,6 +2,7 @@
 it many times, failing closed: any error of the native evaluator becomes :class:`RuleError`."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterator
@@ -16,16 +17,19 @@ from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
 
 _ENGINE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET})
 
-# Operators whose later arguments run with the current array item as data: `var` inside them
+# Operators whose second argument runs with the current array item as data: `var` inside it
 # names a property of the item, not a field of the record.
 _SCOPED_OPERATORS = {"map", "filter", "reduce", "all", "some", "none"}
 
 # The operators an analyst may use: classic JSONLogic plus a few string and date helpers. The
 # native core has more (tensor builders, `now`, `throw`); those can allocate without bound, are
-# not deterministic, or read data in ways the static variable check cannot follow.
+# not deterministic, or read data in ways the static variable check cannot follow. `val` and
+# `exists` (the newer path accessors) are allowed with literal paths only, and without scope jumps
+# (see `_walk`); `throw`/`try` stay out: a rule either holds, or fails closed as RuleError.
 ALLOWED_OPERATORS = frozenset(
     {
-        "var", "missing", "missing_some", "if", "?:", "??", "==", "===", "!=", "!==", "!", "!!",
+        "var", "val", "exists", "missing", "missing_some", "if", "?:", "??", "==", "===", "!=",
+        "!==", "!", "!!",
         "or", "and", ">", ">=", "<", "<=", "max", "min", "+", "-", "*", "/", "%", "abs", "ceil",
         "floor", "map", "filter", "reduce", "all", "none", "some", "merge", "in", "cat", "substr",
         "length", "lower", "upper", "trim", "starts_with", "ends_with", "date_diff", "datetime",
@@ -67,7 +71,7 @@ class CompiledRule:
             except ExactError as exc:
                 raise RuleError(str(exc)) from None
         try:
-            result = self._compiled.evaluate(to_plain(data))
+            result = self._compiled.evaluate(_native_json(data))
         except BaseException as exc:  # noqa: BLE001 - the native core may raise anything; fail closed
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -104,7 +108,7 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
     if var_issues:
         return None, var_issues
     try:
-        compiled = _ENGINE.compile(to_plain(rule))
+        compiled = _ENGINE.compile(_native_json(rule))
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -159,14 +163,16 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
     if operator not in ALLOWED_OPERATORS:
         yield "error", f"unknown or disallowed operator {operator!r}", op_pointer
         return
-    if operator in ("var", "missing", "missing_some"):
-        if operator != "var":
-            names = args[1] if operator == "missing_some" and isinstance(args, list) and len(args) == 2 else args
-            for index, name in enumerate(names if isinstance(names, list) else [names]):
-                if isinstance(name, str) and not scoped:
-                    yield "var", name, f"{op_pointer}/{index}"
-            return
-        name = args[0] if isinstance(args, list) and args else args
+    if operator in ("missing", "missing_some"):
+        yield from _walk_missing(operator, args, op_pointer, scoped)
+        return
+    if operator in ("val", "exists"):
+        yield from _walk_path(operator, args, op_pointer, scoped)
+        return
+    if operator == "var":
+        # {"var": []} and {"var": ""} (and null) read the whole data: the record, or the item
+        # inside map/filter/...; that names no field.
+        name = (args[0] if args else "") if isinstance(args, list) else args
         if isinstance(args, list) and len(args) > 1:
             yield from _walk(args[1], f"{op_pointer}/1", scoped)
         if isinstance(name, (dict, list)):
@@ -175,15 +181,73 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
             return
         elif isinstance(name, str) and name != "":
             yield "var", name, op_pointer
-        elif isinstance(name, int) and not isinstance(name, bool):
+        elif isinstance(name, (int, Decimal)) and not isinstance(name, bool):
             yield "var", str(name), op_pointer
         return
     arguments = args if isinstance(args, list) else [args]
     for index, item in enumerate(arguments):
-        inner_scoped = scoped or (operator in _SCOPED_OPERATORS and index > 0)
+        # Only the second argument runs per item; reduce's initial value (the third) reads the
+        # record like the array expression (the first) does.
+        inner_scoped = scoped or (operator in _SCOPED_OPERATORS and index == 1)
         child_pointer = f"{op_pointer}/{index}" if isinstance(args, list) else op_pointer
         yield from _walk(item, child_pointer, inner_scoped)
 
+
+def _walk_missing(operator: str, args: Any, op_pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+    """`missing` / `missing_some` only test whether names are present. Literal names are
+    listed like `var`s; a computed list of names (`{"missing": {"merge": [...]}}`, classic
+    JSONLogic) is allowed, and the `var`s it reads are walked, but its names are not checked."""
+    names: Any = args
+    names_pointer = op_pointer
+    if operator == "missing_some" and isinstance(args, list):
+        if args:
+            yield from _walk(args[0], f"{op_pointer}/0", scoped)
+        names = args[1] if len(args) > 1 else []
+        names_pointer = f"{op_pointer}/1"
+    if isinstance(names, dict):
+        yield from _walk(names, names_pointer, scoped)
+        return
+    listed = isinstance(names, list)
+    for index, name in enumerate(names if listed else [names]):
+        where = f"{names_pointer}/{index}" if listed else names_pointer
+        if isinstance(name, (dict, list)):
+            yield from _walk(name, where, scoped)
+        elif isinstance(name, str) and name != "" and not scoped:
+            yield "var", name, where
+
+
+def _walk_path(operator: str, args: Any, op_pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+    """`val` / `exists` take a path as a list of keys (`{"val": ["owner", "name"]}`), where a
+    key is taken literally (`"a.b"` is one key, unlike in `var`). Allowed with literal keys
+    only; keys holding a dot and scope jumps (`{"val": [[2], "x"]}`, which would let a rule
+    inside `map` read record fields the static check cannot see) are refused."""
+    keys = args if isinstance(args, list) else [args]
+    if keys == [""] or keys == [None]:
+        keys = []
+    for key in keys:
+        if isinstance(key, list):
+            yield "error", f"{operator}: scope jumps ([n]) are not supported", op_pointer
+            return
+        if isinstance(key, bool) or not isinstance(key, (str, int, Decimal)):
+            yield "error", f"{operator}: a path must be a list of literal keys", op_pointer
+            return
+        if isinstance(key, Decimal) and key != key.to_integral_value():
+            yield "error", f"{operator}: an array index must be an integer", op_pointer
+            return
+        if isinstance(key, str) and ("." in key or key == ""):
+            yield "error", f"{operator}: a key may not be empty or contain '.' (use var for dotted paths)", op_pointer
+            return
+    if keys and not scoped:
+        yield "var", ".".join(str(key) for key in keys), op_pointer
+
+
+def _native_json(value: Any) -> Any:
+    """The value as the native evaluator takes it. It reads a top-level ``str`` as JSON *text*,
+    so a string literal (a rule ``"apple"``, or data ``"apple"``) is handed over encoded: a rule
+    that is the string ``'{"now": []}'`` must stay a string, not become an operator that no
+    static check has seen."""
+    plain = to_plain(value)
+    return json.dumps(plain) if isinstance(plain, str) else plain
 
 
 def _short(text: str) -> str:

@@ -65,7 +65,14 @@ def test_submitter_cannot_approve_their_own_request(signoff: Engine) -> None:
 
 
 def test_a_form_cannot_borrow_another_forms_process(signoff: Engine) -> None:
-    signoff.upload({**FORM, "key": "intruder", "title": "Intruder"})
+    from engine import DefinitionInvalid
+
+    with pytest.raises(DefinitionInvalid) as refused:
+        signoff.upload({**FORM, "key": "intruder", "title": "Intruder"})
+    assert refused.value.issues[0].path == "/process"
+    # uploaded before the process existed, then the process was bound to another form
+    signoff.upload({**FORM, "key": "intruder", "title": "Intruder", "process": "later"})
+    signoff.upload({**_process(REJECT_FIRST), "key": "later"})
     with pytest.raises(ValidationFailed) as caught:
         signoff.submit("intruder", {"amount": Decimal("1.00")}, Principal("clerk"))
     assert caught.value.issues[0].code == "record.no_process"
