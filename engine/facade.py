@@ -2,7 +2,9 @@
 same errors."""
 from __future__ import annotations
 
+import re
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
-from engine.errors import Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
+from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
 from engine.forms.pipeline import compute, validate
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
@@ -24,6 +26,22 @@ from engine.workflow.runtime import ProcessStuck, Runner
 from engine.workflow.spec import TaskStatus
 
 _LOAD_ORDER = {"form": 0, "process": 1, "report": 2}
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MAX_OFFSET = 1_000_000_000
+MAX_VERSION = 2**31 - 1
+
+
+def _known_id(value: str) -> bool:
+    """Ids are UUIDs; anything else cannot exist and never reaches the database."""
+    return bool(_ID.match(value))
+
+
+def _paging(offset: int, limit: int, most: int) -> tuple[int, int]:
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest("request.bad_parameter", path="offset", params={"name": "offset", "reason": f"must be 0 to {MAX_OFFSET}"})
+    if not 1 <= limit <= most:
+        raise BadRequest("request.bad_parameter", path="limit", params={"name": "limit", "reason": f"must be 1 to {most}"})
+    return offset, limit
 
 
 class Engine:
@@ -81,6 +99,8 @@ class Engine:
         return self.registry.listing()
 
     def definition(self, kind: str, key: str, version: int | None = None) -> dict[str, Any]:
+        if version is not None and not 1 <= version <= MAX_VERSION:
+            raise NotFound("definition.version_not_found", params={"kind": kind, "key": key, "version": version})
         return self.registry.document(kind, key, version)
 
     # -- records -------------------------------------------------------------------------------
@@ -150,6 +170,8 @@ class Engine:
         return self.record(record_id)
 
     def record(self, record_id: str) -> dict[str, Any]:
+        if not _known_id(record_id):
+            raise NotFound("record.not_found", params={"id": record_id[:64]})
         with self.db.read() as session:
             row = session.get(RecordRow, record_id)
             if row is None:
@@ -161,12 +183,8 @@ class Engine:
     def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         """A page of a form's records, oldest first; ``filters`` match top-level values exactly."""
         spec = self._form(form_key)
-        filters = dict(filters or {})
-        for field in filters:
-            if spec.column(field) is None:
-                raise ValidationFailed([Issue(f"/{field}", "definition.unknown_field", {"field": field})])
-        offset = max(0, offset)
-        limit = min(max(1, limit), 500)
+        filters = {field: _filter_value(spec, field, value) for field, value in (filters or {}).items()}
+        offset, limit = _paging(offset, limit, 500)
         with self.db.read() as session:
             rows, total = record_store.page(session, form_key, filters, offset, limit)
             return {"items": [_record_view(row, []) for row in rows], "total": total, "offset": offset, "limit": limit}
@@ -182,6 +200,7 @@ class Engine:
     def tasks(self, *, role: str | None = None, user: str | None = None, status: str = "open",
               offset: int = 0, limit: int = 100) -> dict[str, Any]:
         """The inbox: tasks by role and/or assigned user, newest first."""
+        offset, limit = _paging(offset, limit, 500)
         with self.db.read() as session:
             query = select(TaskRow, InstanceRow).join(InstanceRow, InstanceRow.id == TaskRow.instance_id)
             if status != "all":
@@ -190,11 +209,12 @@ class Engine:
                 query = query.where(TaskRow.assignee_role == role)
             if user is not None:
                 query = query.where(TaskRow.assignee_user == user)
-            rows = session.execute(query.order_by(TaskRow.created_at.desc(), TaskRow.id)
-                                   .offset(max(0, offset)).limit(min(max(1, limit), 500))).all()
+            rows = session.execute(query.order_by(TaskRow.created_at.desc(), TaskRow.id).offset(offset).limit(limit)).all()
             return {"items": [_task_view(task, instance) for task, instance in rows]}
 
     def task(self, task_id: str) -> dict[str, Any]:
+        if not _known_id(task_id):
+            raise NotFound("task.not_found", params={"id": task_id[:64]})
         with self.db.read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
@@ -206,6 +226,8 @@ class Engine:
     def act(self, task_id: str, action: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Complete a task with ``action``. Of two concurrent actions on one task one wins; the
         other raises :class:`Conflict` (409)."""
+        if not _known_id(task_id):
+            raise NotFound("task.not_found", params={"id": task_id[:64]})
         now = self.clock.now()
         try:
             with self.db.transaction() as session:
@@ -230,6 +252,8 @@ class Engine:
 
     def instance(self, instance_id: str) -> dict[str, Any]:
         """An instance with its tasks and its full history, in order."""
+        if not _known_id(instance_id):
+            raise NotFound("instance.not_found", params={"id": instance_id[:64]})
         with self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
@@ -310,6 +334,31 @@ class _ImportTarget:
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
         return self._engine.find_record_id(form_key, field, value)
+
+
+def _filter_value(spec: FormSpec, field: str, value: Any) -> Any:
+    """A filter value typed like its column (query strings arrive as text)."""
+    column = spec.column(field)
+    if column is None:
+        raise ValidationFailed([Issue(f"/{field}", "definition.unknown_field", {"field": field})])
+    if not isinstance(value, str):
+        return value
+    try:
+        if column.type in ("decimal", "number"):
+            number = Decimal(value.strip())
+            if not number.is_finite():
+                raise ArithmeticError
+            check_document(number)
+            return number
+        if column.type == "integer":
+            return int(value.strip())
+    except (ArithmeticError, ValueError):
+        raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "not a number"}) from None
+    if column.type == "boolean":
+        if value.lower() not in ("true", "false"):
+            raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "true or false"})
+        return value.lower() == "true"
+    return value
 
 
 def _dependency_order(documents: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:

@@ -3,6 +3,8 @@ it many times, failing closed: any error of the native evaluator becomes :class:
 from __future__ import annotations
 
 import json
+import math
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterator
@@ -84,13 +86,17 @@ class CompiledRule:
 
 
 def is_truthy(value: Any) -> bool:
-    """JSONLogic truthiness: 0, "", [], null and false are false; "0" is true."""
+    """JSONLogic truthiness: 0, "", [], {}, null and false are false; "0" is true.
+
+    The empty object is falsy as in the native evaluator (and json-logic-engine); classic
+    json-logic-js calls every object truthy. One rule must not mean two things depending on
+    which evaluator runs it, so this, the decimal evaluator and the native one agree."""
     if value is None or value is False:
         return False
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return value != 0
     if isinstance(value, (str, list, dict)):
-        return len(value) > 0 if not isinstance(value, dict) else True
+        return len(value) > 0
     return bool(value)
 
 
@@ -246,8 +252,26 @@ def _native_json(value: Any) -> Any:
     so a string literal (a rule ``"apple"``, or data ``"apple"``) is handed over encoded: a rule
     that is the string ``'{"now": []}'`` must stay a string, not become an operator that no
     static check has seen."""
-    plain = to_plain(value)
+    plain = _plain(value)
     return json.dumps(plain) if isinstance(plain, str) else plain
+
+
+def _plain(value: Any) -> Any:
+    # Like engine.jsoncodec.to_plain, and integers past 64 bits become floats (as in
+    # JavaScript): the native core refuses them, and one such field anywhere in a record would
+    # make every rule over that record fail.
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+        if isinstance(value, int) and -_I64 <= value < _I64:
+            return value
+        return to_plain(value) if isinstance(value, Decimal) else float(value)
+    return value
+
+
+_I64 = 2**63
 
 
 def _short(text: str) -> str:
@@ -256,6 +280,10 @@ def _short(text: str) -> str:
 
 def _from_native(value: Any) -> Any:
     if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) == sys.float_info.max:
+            # The native core answers a float divided by zero with the largest double instead
+            # of an error; no business value is that number, so fail closed.
+            raise RuleError("arithmetic overflow or division by zero")
         return Decimal(repr(value))
     if isinstance(value, list):
         return [_from_native(item) for item in value]

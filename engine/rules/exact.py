@@ -43,7 +43,7 @@ def _truthy(value: Any) -> bool:
         return False
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return value != 0
-    if isinstance(value, (str, list)):
+    if isinstance(value, (str, list, dict)):  # {} is falsy, as in the native evaluator
         return len(value) > 0
     return True
 
@@ -178,6 +178,8 @@ def evaluate_exact(rule: Any, data: Any) -> Any:
         args = raw if isinstance(raw, list) else [raw]
         if operator == "var":
             return _var(args, data, run)
+        if operator in ("if", "?:", "and", "or") and not isinstance(raw, list):
+            raise NotExact()  # the native evaluator refuses a non-array argument list here
         if operator in ("if", "?:"):
             index = 0
             while index + 1 < len(args):

@@ -18,7 +18,8 @@ def lookup_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, Decimal)):
-        text = dumps(value)
+        # One text per number, whatever its written scale: 100, 100.0 and 100.00 match.
+        text = dumps(Decimal(value).normalize()) if Decimal(value) != 0 else "0"
     elif isinstance(value, str):
         text = value
     else:

@@ -144,3 +144,42 @@ def test_evaluate_previews_without_storing(bank_client: Any) -> None:
     assert preview["data"]["increase_pct"] == Decimal("33.33")
     assert preview["errors"] == []
     assert bank_client.get("/api/v1/forms/credit_limit_adjustment/records").json()["total"] == 0
+
+
+def test_filter_by_a_money_value_matches_whatever_its_written_scale(bank_client: Any) -> None:
+    customer = _customer(bank_client)
+    bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
+        "customer_id": customer, "current_limit": 100000, "requested_limit": 200000})
+    for written in ("100000", "100000.00", "1E+5"):
+        found = bank_client.get("/api/v1/forms/credit_limit_adjustment/records", params={"current_limit": written}).json()
+        assert found["total"] == 1, written
+    bad = bank_client.get("/api/v1/forms/credit_limit_adjustment/records", params={"current_limit": "1e999999999"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("body,code", [
+    ('{"company_name": "x", "employees": 1e100000}', "request.number_out_of_range"),
+    ('{"company_name": "x", "employees": ' + "9" * 5000 + "}", "request.number_out_of_range"),
+    ('{"company_name": "a\\u0000b"}', "request.bad_string"),
+    ('{"company_name": "a\\ud800b"}', "request.bad_string"),
+])
+def test_unstorable_values_are_refused_before_anything_is_written(bank_client: Any, body: str, code: str) -> None:
+    response = bank_client.post("/api/v1/forms/customer/records", content=body, headers=JSON)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == code
+    assert bank_client.get("/api/v1/forms/customer/records").json()["total"] == 0
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/records/a%00b", "/api/v1/tasks/a%00b", "/api/v1/instances/..%2F..%2Fetc",
+    "/api/v1/definitions/form/customer/versions/9223372036854775808",
+])
+def test_impossible_ids_are_404(bank_client: Any, url: str) -> None:
+    assert bank_client.get(url).status_code in (404, 422)
+
+
+@pytest.mark.parametrize("params", [{"offset": "9223372036854775808"}, {"offset": "-1"}, {"limit": "0"}, {"limit": "100000"}])
+def test_paging_out_of_range_is_400(bank_client: Any, params: dict[str, str]) -> None:
+    response = bank_client.get("/api/v1/forms/customer/records", params=params)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "request.bad_parameter"
