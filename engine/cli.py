@@ -121,7 +121,21 @@ def report(key: str = typer.Argument(..., help="Report key"),
     console.print(table)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """The console entry: known failures become one clear line and exit code 2, not a traceback."""
+    from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+    try:
+        app()
+    except EngineError as exc:
+        _fail(exc)
+    except ArgumentError as exc:
+        errors.print(f"[red]database.bad_url[/red] the database URL is not usable: {exc}", highlight=False)
+        raise SystemExit(2) from None
+    except (OperationalError, ProgrammingError) as exc:
+        reason = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+        hint = " (run `lowcode migrate` first?)" if "no such table" in reason or "does not exist" in reason else ""
+        errors.print(f"[red]database.error[/red] {reason.splitlines()[0]}{hint}", highlight=False)
+        raise SystemExit(2) from None
 
 

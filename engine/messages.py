@@ -53,6 +53,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.duplicate_name": {"en": "Name {name} is used twice", "zh-CN": "名称 {name} 重复"},
     "definition.process_of_other_form": {"en": "Process {process} belongs to another form", "zh-CN": "流程 {process} 属于其他表单"},
     "definition.forbidden": {"en": "Uploading definitions needs one of the roles {roles}", "zh-CN": "上传定义需要以下角色之一：{roles}"},
+    "definition.bad_decimal": {"en": "x-decimal must be {{\"scale\": N}} with N from 0 to {limit}", "zh-CN": "x-decimal 须为 {{\"scale\": N}}，N 取 0 到 {limit}"},
     "definition.unreachable_state": {"en": "State {state} cannot be reached from the start", "zh-CN": "状态 {state} 从开始节点不可达"},
     # records
     "record.required": {"en": "This field is required", "zh-CN": "此字段为必填项"},

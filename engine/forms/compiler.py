@@ -15,6 +15,8 @@ from engine.jsonpointer import pointer as to_pointer
 from engine.rules import CompiledRule, compile_rule
 
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
+MAX_SCALE = 18
+"""Fraction digits a decimal field may declare (the report mirror holds DECIMAL(38, s))."""
 _META_SCHEMA = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
 
 
@@ -90,6 +92,24 @@ def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
     for pointer, value in _walk_refs(schema, "/schema"):
         if not isinstance(value, str) or not value.startswith("#"):
             yield Issue(pointer, "definition.remote_ref")
+    for pointer, value in _walk_keyword(schema, "/schema", "x-decimal"):
+        scale = value.get("scale") if isinstance(value, Mapping) else None
+        if not isinstance(value, Mapping) or set(value) != {"scale"} or isinstance(scale, bool) \
+                or not isinstance(scale, int) or not 0 <= scale <= MAX_SCALE:
+            yield Issue(pointer, "definition.bad_decimal", {"limit": MAX_SCALE})
+
+
+def _walk_keyword(node: Any, pointer: str, keyword: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{pointer}/{escape(key)}"
+            if key == keyword:
+                yield child, value
+            else:
+                yield from _walk_keyword(value, child, keyword)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk_keyword(value, f"{pointer}/{index}", keyword)
 
 
 def _walk_refs(node: Any, pointer: str) -> Iterator[tuple[str, Any]]:

@@ -97,4 +97,5 @@ def _open(path: Path, options: SourceOptions) -> TextIO:
 
 
 def _reader(handle: TextIO, options: SourceOptions) -> Iterator[list[str]]:
-    return csv.reader(handle, delimiter=options.delimiter, quotechar=options.quotechar)
+    # strict: an unterminated quote is an error, never a cell that swallows the rows after it
+    return csv.reader(handle, delimiter=options.delimiter, quotechar=options.quotechar, strict=True)

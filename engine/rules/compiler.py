@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterator
@@ -17,7 +16,8 @@ from engine.jsonpointer import escape
 from engine.rules.exact import ExactError, NotExact, evaluate_exact, uses_only_exact_operators
 from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
 
-_ENGINE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET})
+# A division by zero fails (the core's default answers a float one with the largest double).
+_ENGINE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET, "division_by_zero": "throw_error"})
 
 # Operators whose second argument runs with the current array item as data: `var` inside it
 # names a property of the item, not a field of the record.
@@ -114,7 +114,7 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
     if var_issues:
         return None, var_issues
     try:
-        compiled = _ENGINE.compile(_native_json(rule))
+        compiled = _ENGINE.compile(_native_json(_normalise(rule)))
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -247,6 +247,19 @@ def _walk_path(operator: str, args: Any, op_pointer: str, scoped: bool) -> Itera
         yield "var", ".".join(str(key) for key in keys), op_pointer
 
 
+def _normalise(rule: Any) -> Any:
+    """`{"and": []}` and `{"or": []}` are `false` (the core answers null; both are falsy, but a
+    computed field must not turn into "absent")."""
+    if isinstance(rule, list):
+        return [_normalise(item) for item in rule]
+    if isinstance(rule, dict) and len(rule) == 1:
+        ((operator, args),) = rule.items()
+        if operator in ("and", "or") and args == []:
+            return False
+        return {operator: _normalise(args)}
+    return rule
+
+
 def _native_json(value: Any) -> Any:
     """The value as the native evaluator takes it. It reads a top-level ``str`` as JSON *text*,
     so a string literal (a rule ``"apple"``, or data ``"apple"``) is handed over encoded: a rule
@@ -280,10 +293,8 @@ def _short(text: str) -> str:
 
 def _from_native(value: Any) -> Any:
     if isinstance(value, float):
-        if not math.isfinite(value) or abs(value) == sys.float_info.max:
-            # The native core answers a float divided by zero with the largest double instead
-            # of an error; no business value is that number, so fail closed.
-            raise RuleError("arithmetic overflow or division by zero")
+        if not math.isfinite(value):
+            raise RuleError("arithmetic overflow")
         return Decimal(repr(value))
     if isinstance(value, list):
         return [_from_native(item) for item in value]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+
+import pytest
 import json
 from typing import Any
 
@@ -164,3 +166,22 @@ def test_a_form_cannot_name_a_process_of_another_form(bank_client: Any) -> None:
     response = bank_client.post("/api/v1/definitions", json={**FORM, "process": "credit_limit_adjustment"}, headers=MODELER)
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == "/process"
+
+
+@pytest.mark.parametrize("marker", [{"scale": -5}, {"scale": 999999999}, {"scale": "2"}, {"scale": True}, {"digits": 2}, 2])
+def test_decimal_scale_must_be_a_small_whole_number(client: Any, marker: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["schema"]["properties"]["balance"]["x-decimal"] = marker
+    response = client.post("/api/v1/definitions", json=document, headers=MODELER)
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {
+        "path": "/schema/properties/balance/x-decimal", "code": "definition.bad_decimal",
+        "message": 'x-decimal must be {"scale": N} with N from 0 to 18', "params": {"limit": 18}}
+
+
+def test_field_names_starting_with_underscore_are_reserved(client: Any) -> None:
+    document = copy.deepcopy(FORM)
+    document["schema"]["properties"]["_id"] = {"type": "string"}
+    response = client.post("/api/v1/definitions", json=document, headers=MODELER)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == "/schema/properties"

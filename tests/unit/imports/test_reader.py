@@ -79,3 +79,9 @@ def test_missing_file_and_unknown_encoding_are_source_errors(tmp_path: Path) -> 
     path = write(tmp_path, "a\n1\n")
     with pytest.raises(SourceError):
         read_header(path, SourceOptions(encoding="no-such-codec"))
+
+
+def test_unterminated_quote_is_a_source_error_not_a_swallowed_row(tmp_path: Path) -> None:
+    path = write(tmp_path, b'company_name,region\n"Acme Ltd,Fujian\nBeta,Fujian\nGamma,Fujian\n')
+    with pytest.raises(SourceError):
+        list(read_rows(path, SourceOptions()))
