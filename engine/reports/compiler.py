@@ -117,8 +117,9 @@ def _known_timezones() -> frozenset[str]:
 
 
 def is_known_timezone(name: str) -> bool:
-    """Whether ``name`` is an IANA zone (DuckDB's ICU and Python's zoneinfo both read these)."""
-    return name in _known_timezones()
+    """Whether ``name`` is an IANA zone (DuckDB's ICU and Python's zoneinfo both read these).
+    ``localtime`` and ``Factory`` are refused: a report must not depend on the server's zone."""
+    return name in _known_timezones() and name not in ("localtime", "Factory")
 
 
 @dataclass
