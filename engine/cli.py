@@ -80,7 +80,10 @@ def import_file(form: str = typer.Argument(..., help="Form key"),
                                                        help="Mapping JSON file; without it, columns named like fields fill them"),
                 database_url: Optional[str] = DatabaseOption,
                 show: int = typer.Option(50, help="How many rejected rows to print in full")) -> None:
-    """Import FILE as records of FORM, each row through the same pipeline as the API."""
+    """Import FILE as records of FORM, each row through the same pipeline as the API.
+
+    Exit code 0 when every row was imported (or already present), 3 when some were rejected,
+    2 when the mapping or the file cannot be used."""
     engine = _engine(database_url)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -96,19 +99,20 @@ def import_file(form: str = typer.Argument(..., help="Form key"),
         console.print(f"row {rejected.row_number}: rejected: {reasons}", highlight=False)
     if len(report.rejected) > show:
         console.print(f"... and {len(report.rejected) - show} more rejected rows")
-    console.print(f"rows: {report.total}  imported: {report.imported}  rejected: {len(report.rejected)}")
+    console.print(f"rows: {report.total}  imported: {report.imported}  already present: {report.already_present}  "
+                  f"rejected: {len(report.rejected)}")
+    if report.rejected:
+        raise typer.Exit(code=3)  # scripts can tell "some rows were refused" from success
 
 
 @app.command()
 def report(key: str = typer.Argument(..., help="Report key"),
-           param: list[str] = typer.Option([], "--param", help="NAME=VALUE, repeatable"),
            as_json: bool = typer.Option(False, "--json", help="Print the JSON result"),
            database_url: Optional[str] = DatabaseOption) -> None:
     """Run a report and print it."""
     engine = _engine(database_url)
-    params = dict(item.split("=", 1) for item in param if "=" in item)
     try:
-        result = engine.run_report(key, params)
+        result = engine.run_report(key)
     except EngineError as exc:
         _fail(exc)
         return

@@ -133,6 +133,8 @@ class Engine:
         computed, issues = compute(spec, data)
         issues += validate(spec, computed)
         check_document(computed)
+        with self.db.read() as session:
+            issues += _missing_refs(session, spec, computed)  # reported with everything else
         process = None
         if spec.process is not None:
             process = self.registry.process(spec.process)
@@ -145,12 +147,7 @@ class Engine:
         record_id = str(uuid.uuid4())
         try:
             with self.db.transaction() as session:
-                missing = [
-                    Issue(f"/{field}", "record.ref_not_found", {"form": target})
-                    for field, target in spec.refs.items()
-                    if field in computed and computed[field] is not None
-                    and not record_store.record_exists(session, target, computed[field])
-                ]
+                missing = _missing_refs(session, spec, computed)  # again: it may have gone since
                 if missing:
                     raise ValidationFailed(missing)
                 row = RecordRow(id=record_id, form_key=form_key, form_version=spec.version, data=dumps(computed),
@@ -333,7 +330,21 @@ class _ImportTarget:
         return self._engine.submit(form_key, data, self._actor)
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
-        return self._engine.find_record_id(form_key, field, value)
+        from engine.imports.runner import AMBIGUOUS
+
+        with self._engine.db.read() as session:
+            ids = record_store.find_ids(session, form_key, field, value, limit=2)
+        if len(ids) > 1:
+            return AMBIGUOUS
+        return ids[0] if ids else None
+
+
+def _missing_refs(session: Any, spec: FormSpec, data: Mapping[str, Any]) -> list[Issue]:
+    return [
+        Issue(f"/{field}", "record.ref_not_found", {"form": target})
+        for field, target in spec.refs.items()
+        if data.get(field) is not None and not record_store.record_exists(session, target, data[field])
+    ]
 
 
 def _filter_value(spec: FormSpec, field: str, value: Any) -> Any:

@@ -65,8 +65,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "record.min_length": {"en": "Must be at least {limit} characters", "zh-CN": "长度不能少于 {limit} 个字符"},
     "record.max_length": {"en": "Must be at most {limit} characters", "zh-CN": "长度不能超过 {limit} 个字符"},
     "record.pattern": {"en": "Does not match the required format", "zh-CN": "格式不正确"},
-    "record.format": {"en": "Is not a valid {format}", "zh-CN": "不是有效的 {format}"},
-    "record.enum": {"en": "Must be one of the allowed values", "zh-CN": "必须是允许的取值之一"},
+    "record.format": {"en": "Is not a valid {format}", "zh-CN": "不是有效的{format_zh}"},
+    "record.enum": {"en": "Must be one of: {allowed}", "zh-CN": "必须是以下取值之一：{allowed}"},
     "record.const": {"en": "Must equal the fixed value", "zh-CN": "必须等于固定值"},
     "record.additional_properties": {"en": "Unknown field", "zh-CN": "未知字段"},
     "record.scale": {"en": "At most {scale} decimal places are allowed", "zh-CN": "最多允许 {scale} 位小数"},
@@ -95,14 +95,21 @@ CATALOGUE: dict[str, dict[str, str]] = {
 }
 
 
+FORMAT_NAMES_ZH = {"date": "日期", "date-time": "日期时间", "time": "时间", "email": "电子邮箱地址",
+                   "uri": "网址", "uuid": "UUID", "ipv4": "IPv4 地址", "ipv6": "IPv6 地址"}
+
+
 def render_message(code: str, params: Mapping[str, Any], language: str) -> str:
     """Render ``code`` in ``language`` (falls back to en, then to the code itself)."""
     entry = CATALOGUE.get(code)
     if entry is None:
         return code
     template = entry.get(language) or entry["en"]
+    shown = {key: _show(value) for key, value in params.items()}
+    if "format" in params:
+        shown["format_zh"] = FORMAT_NAMES_ZH.get(str(params["format"]), str(params["format"]))
     try:
-        return template.format(**{key: _show(value) for key, value in params.items()})
+        return template.format(**shown)
     except (KeyError, IndexError):
         return template
 

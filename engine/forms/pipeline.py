@@ -83,7 +83,7 @@ def _schema_issues(spec: FormSpec, data: Mapping[str, Any]) -> Iterator[Issue]:
         elif name == "Format":
             yield Issue(where, "record.format", {"format": kind.format})
         elif name == "Enum":
-            yield Issue(where, "record.enum")
+            yield Issue(where, "record.enum", {"allowed": list(kind.options)})
         elif name == "Constant":
             yield Issue(where, "record.const")
         elif name == "UniqueItems":

@@ -146,6 +146,8 @@ class ImportMapping:
     null_values: frozenset[str] = frozenset({""})
     """Case-folded cell values meaning 'no value' in every column."""
     skip_empty: bool = True
+    key: str | None = None
+    """A field identifying a row's record; rows whose key already exists are skipped."""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -189,6 +191,9 @@ def compile_mapping(document: Any, *, form: str | None = None) -> ImportMapping:
         compiled = _compile_field(target, spec, issues)
         if compiled is not None:
             fields.append(compiled)
+    if "key" in document and document["key"] not in document["fields"]:
+        issues.append(MappingIssue("/key", "import.mapping.unknown_key",
+                                   f"the key {document['key']!r} is not one of the mapped fields"))
     if issues:
         raise MappingError(issues)
     source = document["source"]
@@ -202,6 +207,7 @@ def compile_mapping(document: Any, *, form: str | None = None) -> ImportMapping:
             quotechar=source.get("quotechar", '"'),
         ),
         description=document.get("description", ""),
+        key=document.get("key"),
         null_values=frozenset({""}) | _folded(document.get("null_values", ())),
         skip_empty=document.get("skip_empty", True),
     )

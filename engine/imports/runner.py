@@ -41,6 +41,10 @@ __all__ = [
 BAD_VALUE: Final = "import.bad_value"
 """A cell cannot be converted to the field's type (or is not in the field's `map`)."""
 REF_NOT_FOUND: Final = "import.ref_not_found"
+REF_AMBIGUOUS: Final = "import.ref_ambiguous"
+AMBIGUOUS: Final = "\x00ambiguous"
+"""What `ImportTarget.find_record_id` returns when several records match: a lookup must name
+exactly one record, never silently the first of several."""
 """A lookup cell names no record of the looked-up form."""
 BAD_ROW: Final = "import.bad_row"
 """The record has more cells than the header."""
@@ -89,7 +93,7 @@ class RejectedRow:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    """The outcome of one import: `imported + len(rejected) == total`."""
+    """The outcome of one import: `imported + len(rejected) + already_present == total`."""
 
     form: str
     total: int = 0
@@ -98,6 +102,8 @@ class ImportReport:
     rejected: list[RejectedRow] = field(default_factory=list)
     skipped: int = 0
     """Rows skipped because every cell was empty (with `skip_empty`)."""
+    already_present: int = 0
+    """Rows not imported because a record with their `key` value exists (counted in `total`)."""
 
 
 def run_import(target: ImportTarget, mapping: ImportMapping, path: Path,
@@ -111,7 +117,7 @@ def run_import(target: ImportTarget, mapping: ImportMapping, path: Path,
     """
     _check_columns(mapping, read_header(path, mapping.source))
     resolver = _LookupCache(target, mapping.form)
-    total = imported = skipped = 0
+    total = imported = skipped = present = 0
     rejected: list[RejectedRow] = []
     for row in read_rows(path, mapping.source):
         if mapping.skip_empty and row.surplus == 0 and not any(
@@ -120,24 +126,30 @@ def run_import(target: ImportTarget, mapping: ImportMapping, path: Path,
             continue
         total += 1
         issues = _import_row(target, mapping, resolver, row)
-        if issues:
+        if issues is None:
+            present += 1
+        elif issues:
             rejected.append(RejectedRow(row.row_number, issues))
         else:
             imported += 1
         if progress is not None:
             progress(total)
     return ImportReport(form=mapping.form, total=total, imported=imported, rejected=rejected,
-                        skipped=skipped)
+                        skipped=skipped, already_present=present)
 
 
 def _import_row(target: ImportTarget, mapping: ImportMapping, resolver: _LookupCache,
-                row: SourceRow) -> list[ImportIssue]:
+                row: SourceRow) -> list[ImportIssue] | None:
+    """The row's issues ([] when imported), or None when its key is already present."""
     if row.surplus:
         return [ImportIssue("", BAD_ROW, f"the record has {row.surplus} more cell(s) than the "
                                          "header", MappingProxyType({"surplus": row.surplus}))]
     data, issues = _build_record(mapping, resolver, row.cells)
     if issues:
         return issues
+    if mapping.key is not None and data.get(mapping.key) is not None \
+            and target.find_record_id(mapping.form, mapping.key, data[mapping.key]) is not None:
+        return None
     try:
         target.submit(mapping.form, data)
     except Exception as exc:  # noqa: BLE001 - one bad row must not stop the import
@@ -166,7 +178,12 @@ def _build_record(mapping: ImportMapping, resolver: _LookupCache,
             if empty:
                 continue
             record_id = resolver.find(spec, text)
-            if record_id is None:
+            if record_id is AMBIGUOUS:
+                issues.append(ImportIssue(
+                    path, REF_AMBIGUOUS,
+                    f"several {spec.form} records have this {spec.field} (column '{spec.column}')",
+                    MappingProxyType({"form": spec.form, "field": spec.field, "column": spec.column})))
+            elif record_id is None:
                 issues.append(ImportIssue(
                     path, REF_NOT_FOUND,
                     f"no {spec.form} record has this {spec.field} (column '{spec.column}')",

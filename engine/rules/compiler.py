@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import datalogic_py
 
@@ -179,16 +180,28 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
         # {"var": []} and {"var": ""} (and null) read the whole data: the record, or the item
         # inside map/filter/...; that names no field.
         name = (args[0] if args else "") if isinstance(args, list) else args
+        name_pointer = f"{op_pointer}/0" if isinstance(args, list) else op_pointer
         if isinstance(args, list) and len(args) > 1:
             yield from _walk(args[1], f"{op_pointer}/1", scoped)
         if isinstance(name, (dict, list)):
-            yield "error", "a var name must be a literal string", op_pointer
-        elif scoped:
+            # A computed name is allowed only when every name it can yield is a literal in the
+            # rule ({"var": {"if": [cond, "a.b", "a.c"]}}): each of them is checked like a
+            # literal name. Anything else (cat, arithmetic, ...) could read any field.
+            choices = _name_choices(name)
+            if choices is None:
+                yield "error", "a var name must be a literal string, or an if/?: choosing between literal strings", op_pointer
+                return
+            yield from _walk_conditions(name, name_pointer, scoped)
+            names = choices
+        else:
+            names = [name]
+        if scoped:
             return
-        elif isinstance(name, str) and name != "":
-            yield "var", name, op_pointer
-        elif isinstance(name, (int, Decimal)) and not isinstance(name, bool):
-            yield "var", str(name), op_pointer
+        for each in names:
+            if isinstance(each, str) and each != "":
+                yield "var", each, op_pointer
+            elif isinstance(each, (int, Decimal)) and not isinstance(each, bool):
+                yield "var", str(each), op_pointer
         return
     arguments = args if isinstance(args, list) else [args]
     for index, item in enumerate(arguments):
@@ -197,6 +210,43 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
         inner_scoped = scoped or (operator in _SCOPED_OPERATORS and index == 1)
         child_pointer = f"{op_pointer}/{index}" if isinstance(args, list) else op_pointer
         yield from _walk(item, child_pointer, inner_scoped)
+
+
+def _branches(args: list[Any]) -> tuple[list[int], list[int]]:
+    """Indices of the conditions and of the results of an if/?: argument list."""
+    conditions = list(range(0, len(args) - 1, 2))
+    results = list(range(1, len(args), 2)) + ([len(args) - 1] if len(args) % 2 == 1 else [])
+    return conditions, results
+
+
+def _name_choices(node: Any) -> list[Any] | None:
+    """The literal names an if/?: over literal names can yield, or None."""
+    if isinstance(node, str) or (isinstance(node, (int, Decimal)) and not isinstance(node, bool)):
+        return [node]
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    ((operator, args),) = node.items()
+    if operator not in ("if", "?:") or not isinstance(args, list) or len(args) % 2 == 0:
+        return None  # without an else branch the name could be null: the whole data
+    names: list[Any] = []
+    for index in _branches(args)[1]:
+        choices = _name_choices(args[index])
+        if choices is None:
+            return None
+        names += choices
+    return names
+
+
+def _walk_conditions(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+    """The conditions of a computed var name (see :func:`_name_choices`) read data too."""
+    if not isinstance(node, dict):
+        return
+    ((operator, args),) = node.items()
+    conditions, results = _branches(args)
+    for index in conditions:
+        yield from _walk(args[index], f"{pointer}/{escape(operator)}/{index}", scoped)
+    for index in results:
+        yield from _walk_conditions(args[index], f"{pointer}/{escape(operator)}/{index}", scoped)
 
 
 def _walk_missing(operator: str, args: Any, op_pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:

@@ -183,3 +183,10 @@ def test_paging_out_of_range_is_400(bank_client: Any, params: dict[str, str]) ->
     response = bank_client.get("/api/v1/forms/customer/records", params=params)
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "request.bad_parameter"
+
+
+def test_a_missing_reference_is_reported_together_with_schema_errors(bank_client: Any) -> None:
+    response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
+        "customer_id": "00000000-0000-0000-0000-000000000000", "current_limit": -1, "requested_limit": 200})
+    assert {(e["path"], e["code"]) for e in response.json()["errors"]} == {
+        ("/current_limit", "record.minimum"), ("/customer_id", "record.ref_not_found")}

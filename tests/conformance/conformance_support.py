@@ -14,6 +14,7 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 EXCLUSIONS_FILE = Path(__file__).resolve().parent / "exclusions.json"
 
+
 def load_exact(path: Path) -> Any:
     """Parse a suite file the way the engine parses documents: numbers with a fraction become
     ``Decimal`` (no float on the way), integers stay ``int``. Not ``engine.jsoncodec.loads``
@@ -97,8 +98,11 @@ def summary_lines(tallies: dict[str, Tally]) -> Iterator[str]:
                 f"{official.excluded} deviations listed"
             )
         if core:
+            share = 100 * core.passed / core.total if core.total else 0.0
+            bar = "met" if core.passed * 840 >= core.total * 830 else "NOT met"
             pieces.append(
-                f"community core: {core.passed}/{core.total} ({core.excluded} deviations listed)"
+                f"community core: {core.passed}/{core.total} ({share:.1f} %, {core.excluded} deviations "
+                f"listed; issue bar 830/840 = 98.8 % {bar})"
             )
         if optional:
             pieces.append(

@@ -38,3 +38,28 @@ def test_a_mapping_for_another_form_is_refused(bank: Engine, tmp_path: Path) -> 
     with pytest.raises(ValidationFailed) as caught:
         bank.run_import("complaint", source, Path("examples/bank/imports/sba_customers.json"))
     assert caught.value.issues[0].code == "import.bad_mapping"
+
+
+def test_rerunning_a_keyed_import_adds_nothing_and_ambiguous_lookups_are_refused(bank: Engine, tmp_path: Path) -> None:
+    import json
+
+    customers = tmp_path / "customers.csv"
+    customers.write_text("id,name\nC1,Acme\nC2,Beta\n", encoding="utf-8")
+    mapping = tmp_path / "customers.json"
+    mapping.write_text(json.dumps({"form": "customer", "key": "external_id", "source": {"format": "csv"},
+                                   "fields": {"external_id": {"column": "id"}, "company_name": {"column": "name"}}}))
+    first = bank.run_import("customer", customers, mapping)
+    again = bank.run_import("customer", customers, mapping)
+    assert (first.imported, again.imported, again.already_present) == (2, 0, 2)
+    assert bank.records("customer")["total"] == 2
+
+    bank.submit("customer", {"company_name": "Acme twin", "external_id": "C1"})  # now C1 is ambiguous
+    applications = tmp_path / "applications.csv"
+    applications.write_text("customer,requested\nC1,200\nC2,300\n", encoding="utf-8")
+    app_mapping = tmp_path / "applications.json"
+    app_mapping.write_text(json.dumps({"form": "credit_limit_adjustment", "source": {"format": "csv"}, "fields": {
+        "customer_id": {"lookup": {"form": "customer", "field": "external_id", "column": "customer"}},
+        "current_limit": {"value": 100}, "requested_limit": {"column": "requested", "type": "decimal"}}}))
+    report = bank.run_import("credit_limit_adjustment", applications, app_mapping)
+    assert report.imported == 1
+    assert [(row.row_number, [i.code for i in row.issues]) for row in report.rejected] == [(1, ["import.ref_ambiguous"])]
