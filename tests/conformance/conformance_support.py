@@ -109,9 +109,9 @@ def summary_lines(tallies: dict[str, Tally]) -> Iterator[str]:
                 f"optional: {optional.passed}/{optional.total} ({optional.excluded} deviations listed)"
             )
         yield "; ".join(pieces)
-        yield "  deviations by category: " + categories(
-            ["jsonlogic.official", "jsonlogic.core", "jsonlogic.optional"]
-        )
+        yield "  deviations by category: official+core: " + (
+            categories(["jsonlogic.official", "jsonlogic.core"]) or "none"
+        ) + "; optional: " + (categories(["jsonlogic.optional"]) or "none")
         notes: dict[str, int] = {}
         for item in (official, core, optional):
             for name, count in (item.notes if item else {}).items():
