@@ -47,7 +47,7 @@ def _paging(offset: int, limit: int, most: int) -> tuple[int, int]:
 class Engine:
     """Everything the product does, as Python calls.
 
-    >>> eng = Engine("sqlite:///var/demo.db"); eng.migrate(); eng.load_dir(Path("examples/bank"))
+    >>> eng = Engine("sqlite:///var/demo.db"); eng.migrate(); eng.load_dir(Path("definitions/"))
     """
 
     def __init__(self, database_url: str | None = None, *, clock: Clock | None = None, settings: Settings | None = None) -> None:

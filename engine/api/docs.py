@@ -1,8 +1,8 @@
 """Interactive API docs (Swagger UI at ``/docs``, ReDoc at ``/redoc``) served from bundled assets.
 
-Banks run the engine on isolated networks (DESIGN §1.7), so the pages must not load anything from
-a CDN or a font host. Swagger UI 5 and ReDoc 2 are vendored under ``engine/api/static/swagger``
-and ``engine/api/static/redoc`` (the README in each says where from and how to upgrade).
+Deployments run on isolated networks (DESIGN §1.7), so the pages must not load anything from
+a CDN or a font host. Swagger UI 5 and ReDoc 2 are vendored under ``lowcode_docs_assets/swagger``
+and ``lowcode_docs_assets/redoc`` (the README in each says where from and how to upgrade).
 
 The app is expected to be created with ``FastAPI(docs_url=None, redoc_url=None, ...)``;
 :func:`mount_docs` then adds the pages, the OAuth2 redirect page Swagger UI needs, and the asset
@@ -22,6 +22,8 @@ from fastapi.openapi.docs import (
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
+
+from lowcode_docs_assets import ASSETS_DIR
 from starlette.types import Scope
 
 __all__ = ["DOCS_URL", "REDOC_URL", "SWAGGER_STATIC_URL", "REDOC_STATIC_URL", "mount_docs"]
@@ -32,7 +34,7 @@ OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 SWAGGER_STATIC_URL = "/docs/static/swagger"
 REDOC_STATIC_URL = "/docs/static/redoc"
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = ASSETS_DIR
 SWAGGER_DIR = STATIC_DIR / "swagger"
 REDOC_DIR = STATIC_DIR / "redoc"
 
