@@ -15,6 +15,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY engine ./engine
+# engine/metadata and engine/store/migrations are symlinks to these top-level folders
+COPY metadata ./metadata
+COPY migrations ./migrations
+COPY lowcode_docs_assets ./lowcode_docs_assets
 RUN pip wheel --wheel-dir /wheels .
 
 # ---- runtime ---------------------------------------------------------------------------------
