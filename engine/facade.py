@@ -14,7 +14,7 @@ from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
-from engine.forms.pipeline import compute, validate
+from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
 from engine.reports import ReportMirror, run_report
@@ -111,15 +111,22 @@ class Engine:
             raise NotFound("definition.not_found", params={"kind": "form", "key": form_key})
         return spec
 
+    def form_schema(self, form_key: str, language: str = "en") -> dict[str, Any]:
+        """The render payload of a form's latest version (JSON Schema, uiSchema, JSON Forms
+        UI schema, labels in ``language``)."""
+        from engine.forms.render import render_payload
+
+        return render_payload(self._form(form_key), language)
+
     def evaluate(self, form_key: str, data: Any) -> dict[str, Any]:
         """Run the submission pipeline without storing: ``{data, errors}`` (errors as Issues)."""
         spec = self._form(form_key)
         if not isinstance(data, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
         check_document(data)
-        computed, issues = compute(spec, data)
-        issues += validate(spec, computed)
-        return {"data": computed, "issues": issues}
+        outcome = run_pipeline(spec, data)
+        return {"data": outcome.data, "issues": outcome.issues, "visible": outcome.visible,
+                "required": outcome.required}
 
     def submit(self, form_key: str, data: Any, actor: Principal = SYSTEM) -> dict[str, Any]:
         """Validate and store a record, and start its form's process, in one transaction.
@@ -130,8 +137,8 @@ class Engine:
         if not isinstance(data, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
         check_document(data)
-        computed, issues = compute(spec, data)
-        issues += validate(spec, computed)
+        outcome = run_pipeline(spec, data)
+        computed, issues = outcome.data, outcome.issues
         check_document(computed)
         with self.db.read() as session:
             issues += _missing_refs(session, spec, computed)  # reported with everything else

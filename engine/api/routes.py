@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, json_body, language_of
 from engine.api.responses import ExactJSONResponse
-from engine.errors import BadRequest, Issue, ValidationFailed
+from engine.errors import BadRequest, Issue, ValidationFailed, negotiate_language
 
 router = APIRouter(prefix="/api/v1", default_response_class=ExactJSONResponse)
 
@@ -54,12 +54,19 @@ async def submit_record(request: Request, key: str) -> ExactJSONResponse:
     return ExactJSONResponse(record, status_code=201)
 
 
+@router.get("/forms/{key}/schema", tags=["records"])
+def form_schema(request: Request, key: str, lang: str | None = None) -> ExactJSONResponse:
+    language = negotiate_language(lang) if lang else language_of(request)
+    return ExactJSONResponse(engine_of(request).form_schema(key, language))
+
+
 @router.post("/forms/{key}/evaluate", openapi_extra=JSON_BODY, tags=["records"])
 async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
     data = await json_body(request)
     result = await run_in_threadpool(engine_of(request).evaluate, key, data)
     language = language_of(request)
-    return ExactJSONResponse({"data": result["data"], "errors": [issue.to_dict(language) for issue in result["issues"]]})
+    return ExactJSONResponse({"data": result["data"], "errors": [issue.to_dict(language) for issue in result["issues"]],
+                              "visible": result["visible"], "required": result["required"]})
 
 
 @router.get("/forms/{key}/records", tags=["records"])

@@ -9,7 +9,8 @@ import jsonschema
 import jsonschema_rs
 
 from engine.errors import Issue
-from engine.forms.spec import ColumnSpec, ColumnType, ComputedField, CrossFieldRule, DecimalField, FormSpec
+from engine.forms.spec import (ColumnSpec, ColumnType, ComputedField, CrossFieldRule, DecimalField, FieldCondition,
+                               FormSpec)
 from engine.jsonpointer import escape
 from engine.jsonpointer import pointer as to_pointer
 from engine.rules import CompiledRule, compile_rule
@@ -60,6 +61,22 @@ def compile_form(
         if rule is not None:
             issues += _unknown_variables(rule, schema)
             rules.append(CrossFieldRule(entry["code"], entry.get("path", ""), rule, entry["message"]))
+    conditions: list[FieldCondition] = []
+    for field, entry in document.get("conditions", {}).items():
+        pointer = f"/conditions/{escape(field)}"
+        if field not in properties:
+            issues.append(Issue(pointer, "definition.unknown_field", {"field": field}))
+            continue
+        compiled: dict[str, CompiledRule | None] = {"visibleWhen": None, "requiredWhen": None}
+        for key in compiled:
+            if key in entry:
+                rule, rule_issues = compile_rule(entry[key], f"{pointer}/{key}")
+                issues += rule_issues
+                if rule is not None:
+                    issues += _unknown_variables(rule, schema)
+                    compiled[key] = rule
+        conditions.append(FieldCondition(field, compiled["visibleWhen"], compiled["requiredWhen"]))
+    issues += list(_ui_issues(document.get("ui", {}), properties))
     refs: dict[str, str] = {}
     for field, ref in document.get("refs", {}).items():
         if field not in properties:
@@ -82,8 +99,19 @@ def compile_form(
         decimals=tuple(_decimal_fields(schema, ())),
         process=document.get("process"),
         ui=document.get("ui", {}),
+        conditions=tuple(conditions),
+        description=document.get("description"),
     )
     return spec, []
+
+
+def _ui_issues(ui: Mapping[str, Any], properties: Mapping[str, Any]) -> Iterator[Issue]:
+    for index, name in enumerate(ui.get("order", [])):
+        if name not in properties:
+            yield Issue(f"/ui/order/{index}", "definition.unknown_field", {"field": name})
+    for name in ui.get("fields", {}):
+        if name not in properties:
+            yield Issue(f"/ui/fields/{escape(name)}", "definition.unknown_field", {"field": name})
 
 
 def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:

@@ -1,7 +1,13 @@
-"""The submission pipeline, pure: computed fields in dependency order, then every check at once.
-Storage happens elsewhere (the engine wraps this in one transaction)."""
+"""The submission pipeline, pure: empty values dropped, hidden fields cleared, computed fields in
+dependency order, then every check at once. Storage happens elsewhere (the engine wraps this in
+one transaction).
+
+    data ─► drop "" / null ─► compute ─► visibleWhen ─► clear hidden ─► compute ─► requiredWhen
+         ─► schema + decimal scale + cross-field rules ─► Outcome(data, issues, visible, required)
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterator, Mapping
 
@@ -12,6 +18,66 @@ from engine.jsonpointer import pointer as to_pointer
 from engine.rules import RuleError, is_truthy
 
 _ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    data: dict[str, Any]
+    """What would be stored: cleared, computed."""
+    issues: list[Issue]
+    visible: dict[str, bool]
+    """Fields with a ``visibleWhen`` condition, and whether they are shown for this data."""
+    required: dict[str, bool]
+    """Fields with a ``requiredWhen`` condition, and whether they are required for this data."""
+
+
+def run(spec: FormSpec, data: Mapping[str, Any]) -> Outcome:
+    """The whole pipeline for one record (see the module docstring)."""
+    cleaned = drop_empty(data)
+    first, _ = compute(spec, cleaned)
+    visible: dict[str, bool] = {}
+    issues: list[Issue] = []
+    for condition in spec.conditions:
+        if condition.visible_when is None:
+            continue
+        try:
+            visible[condition.field] = condition.visible_when.holds(first)
+        except RuleError:
+            visible[condition.field] = True  # fail visible: the field is kept and validated
+            issues.append(Issue(f"/{condition.field}", "record.rule_error", {"rule": "visibleWhen"}))
+    hidden = {name for name, shown in visible.items() if not shown}
+    computed, compute_issues = compute(spec, {k: v for k, v in cleaned.items() if k not in hidden})
+    for name in hidden:
+        computed.pop(name, None)  # a computed field can be hidden too
+    issues += compute_issues
+    required: dict[str, bool] = {}
+    for condition in spec.conditions:
+        if condition.required_when is None or condition.field in hidden:
+            continue
+        try:
+            required[condition.field] = condition.required_when.holds(computed)
+        except RuleError:
+            required[condition.field] = True  # fail closed: ask for the value
+        if required[condition.field] and condition.field not in computed:
+            issues.append(Issue(f"/{condition.field}", "record.required"))
+    hidden_pointers = {f"/{name}" for name in hidden}
+    issues += [issue for issue in validate(spec, computed)
+               if not (issue.code == "record.required" and issue.path in hidden_pointers)]
+    return Outcome(computed, issues, visible, required)
+
+
+def drop_empty(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``""`` and ``null`` mean "no value": such keys are removed (in nested objects too), so a
+    required field sent empty is reported missing, and an optional one is simply absent."""
+    return {key: _without_empty(value) for key, value in data.items() if value is not None and value != ""}
+
+
+def _without_empty(value: Any) -> Any:
+    if isinstance(value, dict):
+        return drop_empty(value)
+    if isinstance(value, list):
+        return [_without_empty(item) for item in value]
+    return value
 
 
 def compute(spec: FormSpec, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:

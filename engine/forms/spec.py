@@ -38,6 +38,17 @@ class CrossFieldRule:
 
 
 @dataclass(frozen=True)
+class FieldCondition:
+    """When a top-level field is shown and when it must be filled."""
+
+    field: str
+    visible_when: CompiledRule | None = None
+    """None: always visible. A hidden field is cleared before computing and validating."""
+    required_when: CompiledRule | None = None
+    """None: required only if the schema says so."""
+
+
+@dataclass(frozen=True)
 class DecimalField:
     """A number field that must be an exact decimal with at most ``scale`` fraction digits."""
 
@@ -62,6 +73,8 @@ class FormSpec:
     decimals: tuple[DecimalField, ...]
     process: str | None
     ui: Mapping[str, Any] = field(default_factory=dict)
+    conditions: tuple[FieldCondition, ...] = ()
+    description: Any = None
 
     def column(self, name: str) -> ColumnSpec | None:
         for column in self.columns:

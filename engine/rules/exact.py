@@ -35,7 +35,9 @@ def _number(value: Any) -> Decimal:
 
 
 def _result(value: Decimal) -> Decimal | int:
-    return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else value
+    exponent = value.as_tuple().exponent
+    whole = isinstance(exponent, int) and exponent >= 0
+    return int(value) if whole and value == value.to_integral_value() else value
 
 
 def _truthy(value: Any) -> bool:
@@ -70,7 +72,7 @@ def _loose_equal(a: Any, b: Any) -> bool:
     if isinstance(a, (int, Decimal)) and isinstance(b, (int, Decimal)) and not isinstance(a, bool) and not isinstance(b, bool):
         return Decimal(a) == Decimal(b)
     if type(a) is type(b) and isinstance(a, (str, bool)):
-        return a == b
+        return bool(a == b)
     if a is None and b is None:
         return True
     raise NotExact()
@@ -86,7 +88,7 @@ def _strict_equal(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if type(a) is type(b) and isinstance(a, (str, bool)):
-        return a == b
+        return bool(a == b)
     if isinstance(a, (str, bool)) and isinstance(b, (str, bool)):
         return False
     raise NotExact()
