@@ -4,6 +4,7 @@ build the immutable :class:`FormSpec`."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urldefrag, urljoin
 
 import jsonschema
 import jsonschema_rs
@@ -117,8 +118,11 @@ def _ui_issues(ui: Mapping[str, Any], properties: Mapping[str, Any]) -> Iterator
 def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
     for error in _META_SCHEMA.iter_errors(schema):
         yield Issue(to_pointer(error.absolute_path, "/schema"), "definition.bad_schema", {"detail": error.message[:200]})
-    for pointer, value in _walk_refs(schema, "/schema"):
-        if not isinstance(value, str) or not value.startswith("#"):
+    embedded = {target for _, target, _ in _walk_ids(schema, "/schema", "")}
+    for pointer, value, base in _walk_refs(schema, "/schema", ""):
+        if not isinstance(value, str):
+            yield Issue(pointer, "definition.remote_ref")
+        elif not value.startswith("#") and urldefrag(urljoin(base, value)).url not in embedded:
             yield Issue(pointer, "definition.remote_ref")
     for pointer, value in _walk_keyword(schema, "/schema", "x-decimal"):
         scale = value.get("scale") if isinstance(value, Mapping) else None
@@ -140,17 +144,35 @@ def _walk_keyword(node: Any, pointer: str, keyword: str) -> Iterator[tuple[str, 
             yield from _walk_keyword(value, f"{pointer}/{index}", keyword)
 
 
-def _walk_refs(node: Any, pointer: str) -> Iterator[tuple[str, Any]]:
+def _walk_refs(node: Any, pointer: str, base: str) -> Iterator[tuple[str, Any, str]]:
+    """Every ``$ref`` with the base URI it resolves against. A ``$ref`` whose value is an object
+    is a property that happens to be named so, not a reference."""
     if isinstance(node, dict):
+        if isinstance(node.get("$id"), str):
+            base = urldefrag(urljoin(base, node["$id"])).url
         for key, value in node.items():
             child = f"{pointer}/{escape(key)}"
-            if key in _REF_KEYWORDS:
-                yield child, value
+            if key in _REF_KEYWORDS and not isinstance(value, dict):
+                yield child, value, base
             else:
-                yield from _walk_refs(value, child)
+                yield from _walk_refs(value, child, base)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            yield from _walk_refs(value, f"{pointer}/{index}")
+            yield from _walk_refs(value, f"{pointer}/{index}", base)
+
+
+def _walk_ids(node: Any, pointer: str, base: str) -> Iterator[tuple[str, str, str]]:
+    """Resources embedded in the schema by ``$id``: a ``$ref`` to one of them stays inside the
+    uploaded document, so it is local even though it does not start with ``#``."""
+    if isinstance(node, dict):
+        if isinstance(node.get("$id"), str):
+            base = urldefrag(urljoin(base, node["$id"])).url
+            yield pointer, base, base
+        for key, value in node.items():
+            yield from _walk_ids(value, f"{pointer}/{escape(key)}", base)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk_ids(value, f"{pointer}/{index}", base)
 
 
 def _schema_build_issue(exc: jsonschema_rs.ValidationError) -> Issue:

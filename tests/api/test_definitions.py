@@ -152,9 +152,12 @@ def test_old_process_version_keeps_working_after_its_form_drops_a_field(bank: An
 
     customer = bank.submit("customer", {"company_name": "Keep Co"})
     record = bank.submit("credit_limit_adjustment", {"customer_id": customer["id"], "current_limit": Decimal("100.00"),
-                                                     "requested_limit": Decimal("150.00"), "risk_rating": "medium"})
+                                                     "requested_limit": Decimal("150.00"), "risk_rating": "medium",
+                                                     "reason": "Expansion"})
     form = json.loads((BANK / "forms" / "credit_limit_adjustment.json").read_text())
     del form["schema"]["properties"]["risk_rating"]
+    form["ui"]["order"].remove("risk_rating")
+    del form["ui"]["fields"]["risk_rating"]
     assert bank.upload(form)["version"] == 2
     bank.registry._cache.clear()  # as after a restart: every spec is rebuilt from the database
     task = bank.tasks(role="account_manager")["items"][0]

@@ -24,7 +24,7 @@ def _customer(client: Any, **extra: Any) -> str:
 def test_money_is_exact_in_and_out(bank_client: Any) -> None:
     customer = _customer(bank_client)
     body = ('{"customer_id": "%s", "current_limit": 98765432109876.54, "requested_limit": 98765432109877.54,'
-            ' "risk_rating": "high"}' % customer)
+            ' "risk_rating": "high", "reason": "Working capital"}' % customer)
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", content=body, headers=JSON)
     assert response.status_code == 201
     assert '"current_limit":98765432109876.54' in response.text
@@ -38,14 +38,14 @@ def test_money_is_exact_in_and_out(bank_client: Any) -> None:
 def test_client_cannot_set_a_computed_field(bank_client: Any) -> None:
     customer = _customer(bank_client)
     record = exact(bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
-        "customer_id": customer, "current_limit": 100, "requested_limit": 150, "increase_pct": 1}))
+        "customer_id": customer, "current_limit": 100, "requested_limit": 150, "reason": "Working capital", "increase_pct": 1}))
     assert record["data"]["increase_pct"] == Decimal("50.00")
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_numbers_get_400(bank_client: Any, number: str) -> None:
     customer = _customer(bank_client)
-    body = '{"customer_id": "%s", "current_limit": %s, "requested_limit": 1}' % (customer, number)
+    body = '{"customer_id": "%s", "current_limit": %s, "requested_limit": 1, "reason": "Working capital"}' % (customer, number)
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", content=body, headers=JSON)
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "request.non_finite_number"
@@ -64,7 +64,7 @@ def test_all_errors_at_once_with_pointers_codes_and_chinese_messages(bank_client
 
 def test_too_many_decimal_places_are_refused(bank_client: Any) -> None:
     customer = _customer(bank_client)
-    body = '{"customer_id": "%s", "current_limit": 100.001, "requested_limit": 200}' % customer
+    body = '{"customer_id": "%s", "current_limit": 100.001, "requested_limit": 200, "reason": "Working capital"}' % customer
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", content=body, headers=JSON)
     assert response.status_code == 422
     assert response.json()["errors"] == [{"path": "/current_limit", "code": "record.scale",
@@ -74,7 +74,7 @@ def test_too_many_decimal_places_are_refused(bank_client: Any) -> None:
 def test_cross_field_rule_reports_its_own_code_and_message(bank_client: Any) -> None:
     customer = _customer(bank_client)
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
-        "customer_id": customer, "current_limit": 100, "requested_limit": 100})
+        "customer_id": customer, "current_limit": 100, "requested_limit": 100, "reason": "Working capital"})
     assert response.status_code == 422
     error = response.json()["errors"][0]
     assert (error["path"], error["code"]) == ("/requested_limit", "requested_differs")
@@ -82,7 +82,7 @@ def test_cross_field_rule_reports_its_own_code_and_message(bank_client: Any) -> 
 
 def test_reference_to_a_missing_customer_is_refused_and_nothing_is_written(bank_client: Any) -> None:
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
-        "customer_id": "00000000-0000-0000-0000-000000000000", "current_limit": 100, "requested_limit": 200})
+        "customer_id": "00000000-0000-0000-0000-000000000000", "current_limit": 100, "requested_limit": 200, "reason": "Working capital"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "record.ref_not_found"
     listing = bank_client.get("/api/v1/forms/credit_limit_adjustment/records").json()
@@ -103,7 +103,7 @@ def test_listing_pages_and_filters_by_reference(bank_client: Any) -> None:
     second = _customer(bank_client)
     for customer, amount in ((first, 200), (first, 300), (second, 400)):
         bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
-            "customer_id": customer, "current_limit": 100, "requested_limit": amount})
+            "customer_id": customer, "current_limit": 100, "requested_limit": amount, "reason": "Working capital"})
     page = bank_client.get("/api/v1/forms/credit_limit_adjustment/records", params={"limit": 2}).json()
     assert (page["total"], len(page["items"])) == (3, 2)
     rest = bank_client.get("/api/v1/forms/credit_limit_adjustment/records", params={"limit": 2, "offset": 2}).json()
@@ -140,7 +140,7 @@ def test_array_body_gets_422(bank_client: Any) -> None:
 def test_evaluate_previews_without_storing(bank_client: Any) -> None:
     customer = _customer(bank_client)
     preview = exact(bank_client.post("/api/v1/forms/credit_limit_adjustment/evaluate", json={
-        "customer_id": customer, "current_limit": 300, "requested_limit": 400}))
+        "customer_id": customer, "current_limit": 300, "requested_limit": 400, "reason": "Working capital"}))
     assert preview["data"]["increase_pct"] == Decimal("33.33")
     assert preview["errors"] == []
     assert bank_client.get("/api/v1/forms/credit_limit_adjustment/records").json()["total"] == 0
@@ -149,7 +149,7 @@ def test_evaluate_previews_without_storing(bank_client: Any) -> None:
 def test_filter_by_a_money_value_matches_whatever_its_written_scale(bank_client: Any) -> None:
     customer = _customer(bank_client)
     bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
-        "customer_id": customer, "current_limit": 100000, "requested_limit": 200000})
+        "customer_id": customer, "current_limit": 100000, "requested_limit": 200000, "reason": "Working capital"})
     for written in ("100000", "100000.00", "1E+5"):
         found = bank_client.get("/api/v1/forms/credit_limit_adjustment/records", params={"current_limit": written}).json()
         assert found["total"] == 1, written
@@ -187,6 +187,6 @@ def test_paging_out_of_range_is_400(bank_client: Any, params: dict[str, str]) ->
 
 def test_a_missing_reference_is_reported_together_with_schema_errors(bank_client: Any) -> None:
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
-        "customer_id": "00000000-0000-0000-0000-000000000000", "current_limit": -1, "requested_limit": 200})
+        "customer_id": "00000000-0000-0000-0000-000000000000", "current_limit": -1, "requested_limit": 200, "reason": "Working capital"})
     assert {(e["path"], e["code"]) for e in response.json()["errors"]} == {
         ("/current_limit", "record.minimum"), ("/customer_id", "record.ref_not_found")}

@@ -59,7 +59,8 @@ def test_rerunning_a_keyed_import_adds_nothing_and_ambiguous_lookups_are_refused
     app_mapping = tmp_path / "applications.json"
     app_mapping.write_text(json.dumps({"form": "credit_limit_adjustment", "source": {"format": "csv"}, "fields": {
         "customer_id": {"lookup": {"form": "customer", "field": "external_id", "column": "customer"}},
-        "current_limit": {"value": 100}, "requested_limit": {"column": "requested", "type": "decimal"}}}))
+        "current_limit": {"value": 100}, "requested_limit": {"column": "requested", "type": "decimal"},
+        "reason": {"value": "Working capital"}}}))
     report = bank.run_import("credit_limit_adjustment", applications, app_mapping)
     assert report.imported == 1
     assert [(row.row_number, [i.code for i in row.issues]) for row in report.rejected] == [(1, ["import.ref_ambiguous"])]

@@ -15,7 +15,7 @@ def _pending_task(bank: Engine) -> str:
     customer = bank.submit("customer", {"company_name": "Race Co", "region": "Fujian"})
     record = bank.submit("credit_limit_adjustment", {
         "customer_id": customer["id"], "current_limit": Decimal("1000000.00"),
-        "requested_limit": Decimal("1500000.00"), "risk_rating": "medium"})
+        "requested_limit": Decimal("1500000.00"), "reason": "Working capital", "risk_rating": "medium"})
     return str(bank.tasks(role="account_manager")["items"][0]["id"]) if record else ""
 
 
