@@ -26,9 +26,19 @@ SERVER_ONLY_CODES = frozenset({"record.scale", "record.ref_not_found", "record.r
 prefix are the forms' own cross-field rule codes, server-only too."""
 
 
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip with ``reason``; on CI (``CI=true``) fail instead: there the tool must be there."""
+    if ON_CI:
+        pytest.fail(f"{reason} (CI=true: .ci/run must provide it)")
+    pytest.skip(reason)
+
+
 def run_node(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``tests/js/<script>`` with Node; fail the test with Node's output if it fails."""
-    result = subprocess.run(["node", str(JS_DIR / script), *args], cwd=JS_DIR, capture_output=True,
+    result = subprocess.run(["node", str(JS_DIR / script), *args], cwd=JS_DIR, capture_output=True, check=False,
                             text=True, timeout=timeout, env={**os.environ, "NODE_NO_WARNINGS": "1"})
     if result.returncode != 0:
         pytest.fail(f"node {script} failed (exit {result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
@@ -137,6 +147,8 @@ class AgreementTally:
     excluded: int = 0
     server_only: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
+    by_category: Counter[str] = field(default_factory=Counter)
+    """Listed disagreements per category of the exclusions file."""
     bank_forms: int = 0
     ajv: str = ""
     seconds: float = 0.0
@@ -151,6 +163,9 @@ def summary_lines(tally: AgreementTally) -> Iterator[str]:
     yield (f"AJV agreement: {tally.agreed}/{tally.compared} inputs agree across {forms} "
            f"({tally.schema_only} schema-only cases; {tally.excluded} listed disagreements; "
            f"AJV {tally.ajv}; {tally.seconds:.1f}s)")
+    if tally.by_category:
+        yield "  listed disagreements: " + ", ".join(
+            f"{category} {count}" for category, count in sorted(tally.by_category.items()))
     yield "  inputs: " + ", ".join(f"{name} {count}" for name, count in sorted(tally.sources.items()))
     if tally.server_only:
         yield "  decided by the server only: " + ", ".join(
