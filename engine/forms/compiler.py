@@ -10,6 +10,7 @@ import jsonschema
 import jsonschema_rs
 
 from engine.errors import Issue
+from engine.forms.patterns import with_server_patterns
 from engine.forms.spec import (ColumnSpec, ColumnType, ComputedField, CrossFieldRule, DecimalField, FieldCondition,
                                FormSpec)
 from engine.jsonpointer import escape
@@ -38,7 +39,7 @@ def build_validator(schema: Mapping[str, Any] | bool) -> Any:
     meaning is kept on both engines: ``\\d`` is ASCII only and ``$`` does not match before a
     trailing newline.
     """
-    document = schema if isinstance(schema, bool) else dict(schema)
+    document = schema if isinstance(schema, bool) else with_server_patterns(dict(schema))
     return jsonschema_rs.Draft202012Validator(document, validate_formats=True, offline=True,
                                               pattern_options=_LINEAR_PATTERNS)
 
