@@ -14,6 +14,8 @@ from engine.errors import (
     Invalid,
     Issue,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
     ValidationFailed,
 )
 from engine.facade import Engine
@@ -31,6 +33,8 @@ __all__ = [
     "Invalid",
     "Issue",
     "NotFound",
+    "PreconditionFailed",
+    "PreconditionRequired",
     "Principal",
     "SystemClock",
     "ValidationFailed",

@@ -6,6 +6,8 @@ rendered at the edge in the caller's language (en or zh-CN).
     ├── Forbidden                403
     ├── NotFound                 404
     ├── Conflict                 409  a concurrent change won; retry on fresh data
+    ├── PreconditionFailed       412  the If-Match version is stale: the record changed since
+    ├── PreconditionRequired     428  an update came without If-Match
     └── Invalid                  422  carries a list of issues
         ├── ValidationFailed         a record breaks its form
         └── DefinitionInvalid        an uploaded definition breaks its meta-schema or semantics
@@ -86,6 +88,18 @@ class Conflict(EngineError):
     """A concurrent change got there first."""
 
     status = 409
+
+
+class PreconditionFailed(EngineError):
+    """The caller's copy is stale: the record changed since it was read (``If-Match``)."""
+
+    status = 412
+
+
+class PreconditionRequired(EngineError):
+    """An update must name the version it was based on (``If-Match``)."""
+
+    status = 428
 
 
 class Invalid(EngineError):

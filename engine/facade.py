@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
+from engine.errors import PreconditionFailed, PreconditionRequired
 from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
+from engine.mergepatch import changed_fields, merge_patch
 from engine.reports import ReportMirror, run_report
 from engine.security import SYSTEM, Principal
 from engine.store import Database
+from engine.store import idempotency
 from engine.store import records as record_store
 from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceRow, OutboxRow, RecordRow, TaskRow
 from engine.workflow.runtime import ProcessStuck, Runner
@@ -42,6 +47,15 @@ def _paging(offset: int, limit: int, most: int) -> tuple[int, int]:
     if not 1 <= limit <= most:
         raise BadRequest("request.bad_parameter", path="limit", params={"name": "limit", "reason": f"must be 1 to {most}"})
     return offset, limit
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What :meth:`Engine.submit_replayable` returns: the record, and whether it replays an
+    earlier request with the same idempotency key (then nothing new was written)."""
+
+    record: dict[str, Any]
+    replayed: bool
 
 
 class Engine:
@@ -128,11 +142,42 @@ class Engine:
         return {"data": outcome.data, "issues": outcome.issues, "visible": outcome.visible,
                 "required": outcome.required}
 
-    def submit(self, form_key: str, data: Any, actor: Principal = SYSTEM) -> dict[str, Any]:
+    def submit(self, form_key: str, data: Any, actor: Principal = SYSTEM, *,
+               idempotency_key: str | None = None) -> dict[str, Any]:
         """Validate and store a record, and start its form's process, in one transaction.
 
-        Raises :class:`ValidationFailed` with every issue; nothing is written then.
+        Raises :class:`ValidationFailed` with every issue; nothing is written then. With an
+        ``idempotency_key`` a retry by the same actor returns the record the first call created
+        and writes nothing (see :meth:`submit_replayable`).
         """
+        return self.submit_replayable(form_key, data, actor, idempotency_key=idempotency_key).record
+
+    def submit_replayable(self, form_key: str, data: Any, actor: Principal = SYSTEM, *,
+                          idempotency_key: str | None = None) -> Submission:
+        """:meth:`submit`, saying whether the result replays an earlier call.
+
+        A key (1 to 200 printable ASCII characters) is remembered per actor with the digest of
+        the form key and body, in the record's transaction. The same key with another form or
+        body raises ``record.idempotency_key_reused`` (422). Of two concurrent first attempts
+        one creates the record; the other waits for it to commit and replays it.
+        """
+        if idempotency_key is None:
+            return Submission(self._submit(form_key, data, actor, None), replayed=False)
+        claim = idempotency.claim(idempotency_key, actor.id, form_key, data)
+        with self.db.read() as session:
+            earlier = idempotency.replayed_record(session, claim)
+        if earlier is None:
+            try:
+                return Submission(self._submit(form_key, data, actor, claim), replayed=False)
+            except IntegrityError:
+                with self.db.read() as session:
+                    earlier = idempotency.replayed_record(session, claim)  # the winner's, if that was the clash
+                if earlier is None:
+                    raise
+        return Submission(self.record(earlier), replayed=True)
+
+    def _submit(self, form_key: str, data: Any, actor: Principal,
+                claim: idempotency.IdempotencyClaim | None) -> dict[str, Any]:
         spec = self._form(form_key)
         if not isinstance(data, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
@@ -154,6 +199,8 @@ class Engine:
         record_id = str(uuid.uuid4())
         try:
             with self.db.transaction() as session:
+                if claim is not None:
+                    idempotency.remember(session, claim, record_id, now)  # first: a racing twin stops here
                 missing = _missing_refs(session, spec, computed)  # again: it may have gone since
                 if missing:
                     raise ValidationFailed(missing)
@@ -171,6 +218,68 @@ class Engine:
                     Runner(session, process, now).start(record_id, computed, actor)
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
+        return self.record(record_id)
+
+    def update(self, record_id: str, changes: Any, actor: Principal = SYSTEM,
+               if_match: int | None = None) -> dict[str, Any]:
+        """Apply a JSON merge patch (RFC 7396: ``null`` removes a key) to a record, then run the
+        submission pipeline (compute, validate, refs) against the record's OWN form version and
+        store the result in one transaction.
+
+        ``if_match`` is the ``row_version`` the caller read (its ETag). None raises
+        :class:`PreconditionRequired` (428); a stale one, or losing a race to a concurrent
+        update, raises :class:`PreconditionFailed` (412) and changes nothing. Top-level fields
+        the record's form version does not declare (written under another version, or tolerated
+        extras) are kept untouched unless the patch names them. The record's process instance is
+        not re-routed. A patch that changes nothing writes nothing.
+        """
+        if not _known_id(record_id):
+            raise NotFound("record.not_found", params={"id": record_id[:64]})
+        if if_match is None:
+            raise PreconditionRequired("record.precondition_required")
+        if not isinstance(changes, dict):
+            raise ValidationFailed([Issue("", "request.not_object")])
+        check_document(changes)
+        with self.db.read() as session:
+            row = session.get(RecordRow, record_id)
+            if row is None:
+                raise NotFound("record.not_found", params={"id": record_id})
+            if row.row_version != if_match:
+                raise PreconditionFailed("record.version_mismatch", params={"current": row.row_version})
+            form_key, form_version, stored = row.form_key, row.form_version, loads(row.data)
+        spec = self.registry.form(form_key, form_version)
+        if spec is None:
+            raise NotFound("definition.version_not_found", params={"kind": "form", "key": form_key, "version": form_version})
+        declared = _declared_fields(spec.schema)
+        kept = {name: value for name, value in stored.items() if name not in declared and name not in changes}
+        outcome = run_pipeline(spec, merge_patch({k: v for k, v in stored.items() if k not in kept}, changes))
+        issues = list(outcome.issues)
+        data = {**outcome.data, **kept}
+        check_document(data)
+        with self.db.read() as session:
+            issues += _missing_refs(session, spec, data)
+        if issues:
+            raise ValidationFailed(issues)
+        fields = changed_fields(stored, data)
+        if not fields:
+            return self.record(record_id)
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            missing = _missing_refs(session, spec, data)
+            if missing:
+                raise ValidationFailed(missing)
+            if not record_store.update_if_version(session, record_id, if_match, data, now):
+                current = session.scalar(select(RecordRow.row_version).where(RecordRow.id == record_id))
+                raise PreconditionFailed("record.version_mismatch", params={"current": current})
+            record_store.write_values(session, record_id, form_key, data)
+            session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
+            session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record",
+                                 object_id=record_id, detail=dumps({"form": form_key, "version": form_version,
+                                                                    "row_version": if_match + 1, "fields": fields})))
+            session.add(OutboxRow(topic="record.updated", dedup_key=f"record.updated:{record_id}:{if_match + 1}",
+                                  payload=dumps({"record": record_id, "form": form_key, "row_version": if_match + 1,
+                                                 "fields": fields}),
+                                  status="pending", attempts=0, created_at=now))
         return self.record(record_id)
 
     def record(self, record_id: str) -> dict[str, Any]:
@@ -284,27 +393,42 @@ class Engine:
             raise NotFound("report.not_found", params={"key": key})
         return run_report(self.mirror, spec, params)
 
-    def run_import(self, form_key: str, csv_path: Path | str, mapping_path: Path | str | None = None,
-                   progress: Callable[[int], None] | None = None, actor: Principal = SYSTEM) -> Any:
-        """Import a CSV file through the same pipeline as the API; returns an ``ImportReport``.
+    def run_import(self, form_key: str, source_path: Path | str, mapping_path: Path | str | None = None,
+                   progress: Callable[[Any], None] | None = None, actor: Principal = SYSTEM, *,
+                   rejects: Path | str | None = None, all_or_nothing: bool = False,
+                   batch_size: int | None = None, one_by_one: bool = False) -> Any:
+        """Import a CSV or JSON Lines file through the submission pipeline; returns an
+        ``ImportReport`` (see ``engine/imports/README.md``).
 
-        Without a mapping file, every column whose header is a top-level field of the form fills
-        that field, converted by the field's type (UTF-8, comma-separated)."""
-        from engine.imports import (MappingError, SourceError, SourceOptions, check_mapping_fields, compile_mapping,
-                                    load_mapping, read_header, run_import)
+        Rows are checked exactly as :meth:`submit` checks a record and stored in batches
+        (``batch_size`` rows per transaction); ``one_by_one`` submits each row with :meth:`submit`
+        instead (slow; same outcome). ``rejects`` names a JSON Lines file that receives every
+        rejected row with its issues. ``all_or_nothing`` stores the rows only if none is rejected.
+        ``progress`` is called after each batch with an ``ImportProgress(rows, position, size)``.
+
+        Without a mapping file, every column whose header (CSV) or key (JSON Lines, by the file
+        suffix ``.jsonl``/``.ndjson``) is a top-level field of the form fills that field,
+        converted by the field's type (UTF-8)."""
+        from engine.imports import (DEFAULT_BATCH_SIZE, MappingError, SourceError, SourceOptions, check_mapping_fields,
+                                    compile_mapping, load_mapping, read_header, run_import)
 
         spec = self._form(form_key)
+        source = Path(source_path)
         try:
             if mapping_path is not None:
                 mapping = load_mapping(Path(mapping_path))
+            elif source.suffix.lower() in (".jsonl", ".ndjson"):
+                mapping = compile_mapping(_identity_mapping(spec, None))
             else:
-                header = read_header(Path(csv_path), SourceOptions(encoding="utf-8-sig"))
+                header = read_header(source, SourceOptions(encoding="utf-8-sig"))
                 mapping = compile_mapping(_identity_mapping(spec, header))
             if mapping.form != form_key:
                 raise ValidationFailed([Issue("/form", "import.bad_mapping",
                                               {"detail": f"the mapping is for form {mapping.form}, not {form_key}"})])
             check_mapping_fields(mapping, [column.name for column in spec.columns])
-            return run_import(_ImportTarget(self, actor), mapping, Path(csv_path), progress=progress)
+            target = _OneByOneImport(self, actor) if one_by_one else _BulkImport(self, actor)
+            return run_import(target, mapping, source, progress=progress, rejects=Path(rejects) if rejects else None,
+                              all_or_nothing=all_or_nothing, batch_size=batch_size or DEFAULT_BATCH_SIZE)
         except MappingError as exc:
             raise ValidationFailed([Issue(issue.path, "import.bad_mapping", {"detail": issue.message})
                                     for issue in exc.issues]) from None
@@ -316,7 +440,13 @@ _IMPORT_TYPES = {"string": "string", "integer": "integer", "decimal": "decimal",
                  "boolean": "boolean", "date": "date", "datetime": "string"}
 
 
-def _identity_mapping(spec: FormSpec, header: tuple[str, ...]) -> dict[str, Any]:
+def _identity_mapping(spec: FormSpec, header: tuple[str, ...] | None) -> dict[str, Any]:
+    """Columns named like fields fill them: a CSV's header names, or (``header`` None) the keys
+    of JSON Lines objects, where nested values fill ``json`` fields too."""
+    if header is None:
+        fields = {column.name: {"column": column.name, "type": _IMPORT_TYPES.get(column.type, "json")}
+                  for column in spec.columns}
+        return {"form": spec.key, "source": {"format": "jsonl"}, "fields": fields}
     fields = {
         column.name: {"column": column.name, "type": _IMPORT_TYPES[column.type]}
         for column in spec.columns
@@ -328,7 +458,22 @@ def _identity_mapping(spec: FormSpec, header: tuple[str, ...]) -> dict[str, Any]
     return {"form": spec.key, "source": {"format": "csv", "encoding": "utf-8-sig"}, "fields": fields}
 
 
-class _ImportTarget:
+class _BulkImport:
+    """Imports through `engine.forms.bulk`: each row checked as `Engine.submit` checks it,
+    written in batches."""
+
+    def __init__(self, engine: Engine, actor: Principal) -> None:
+        from engine.forms.bulk import BulkSubmitter
+
+        self._bulk = BulkSubmitter(engine.db, engine.registry, engine.clock, actor)
+
+    def open_session(self, form_key: str, *, all_or_nothing: bool) -> Any:
+        return self._bulk.session(form_key, all_or_nothing=all_or_nothing)
+
+
+class _OneByOneImport:
+    """Imports each row with `Engine.submit` (one transaction per row)."""
+
     def __init__(self, engine: Engine, actor: Principal) -> None:
         self._engine = engine
         self._actor = actor
@@ -344,6 +489,20 @@ class _ImportTarget:
         if len(ids) > 1:
             return AMBIGUOUS
         return ids[0] if ids else None
+
+
+def _declared_fields(schema: Mapping[str, Any]) -> set[str]:
+    """Top-level field names a form version declares: its ``properties``, and those of the
+    subschemas it combines at the top (``allOf``, ``anyOf``, ``oneOf``, ``then``, ``else``)."""
+    parts: list[Any] = [schema, schema.get("then"), schema.get("else")]
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        parts += schema.get(keyword) or []
+    names: set[str] = set()
+    for part in parts:
+        properties = part.get("properties") if isinstance(part, Mapping) else None
+        if isinstance(properties, Mapping):
+            names.update(properties)
+    return names
 
 
 def _missing_refs(session: Any, spec: FormSpec, data: Mapping[str, Any]) -> list[Issue]:
@@ -428,4 +587,4 @@ def _task_view(task: TaskRow, instance: InstanceRow) -> dict[str, Any]:
     }
 
 
-__all__ = ["Engine", "UploadResult"]
+__all__ = ["Engine", "Submission", "UploadResult"]

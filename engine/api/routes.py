@@ -1,9 +1,10 @@
 """The REST routes. Each translates HTTP to one engine call and back; nothing else."""
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
 from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, json_body, language_of
@@ -13,6 +14,9 @@ from engine.errors import BadRequest, Issue, ValidationFailed, negotiate_languag
 router = APIRouter(prefix="/api/v1", default_response_class=ExactJSONResponse)
 
 _PAGING = {"offset", "limit"}
+MERGE_PATCH_BODY = {"requestBody": {"required": True, "content": {
+    "application/merge-patch+json": {"schema": {"type": "object"}},
+    "application/json": {"schema": {"type": "object"}}}}}
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -48,10 +52,13 @@ def get_definition_version(request: Request, kind: str, key: str, version: int) 
 
 
 @router.post("/forms/{key}/records", openapi_extra=JSON_BODY, tags=["records"], status_code=201)
-async def submit_record(request: Request, key: str) -> ExactJSONResponse:
+async def submit_record(request: Request, key: str,
+                        idempotency_key: Annotated[str | None, Header()] = None) -> ExactJSONResponse:
     data = await json_body(request)
-    record = await run_in_threadpool(engine_of(request).submit, key, data, actor_of(request))
-    return ExactJSONResponse(record, status_code=201)
+    result = await run_in_threadpool(lambda: engine_of(request).submit_replayable(
+        key, data, actor_of(request), idempotency_key=idempotency_key))
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return _record_response(result.record, 201, headers)
 
 
 @router.get("/forms/{key}/schema", tags=["records"])
@@ -78,7 +85,16 @@ def list_records(request: Request, key: str) -> ExactJSONResponse:
 
 @router.get("/records/{record_id}", tags=["records"])
 def get_record(request: Request, record_id: str) -> ExactJSONResponse:
-    return ExactJSONResponse(engine_of(request).record(record_id))
+    return _record_response(engine_of(request).record(record_id))
+
+
+@router.patch("/records/{record_id}", openapi_extra=MERGE_PATCH_BODY, tags=["records"])
+async def update_record(request: Request, record_id: str,
+                        if_match: Annotated[str | None, Header()] = None) -> ExactJSONResponse:
+    changes = await json_body(request)
+    record = await run_in_threadpool(engine_of(request).update, record_id, changes, actor_of(request),
+                                     _expected_version(if_match))
+    return _record_response(record)
 
 
 @router.get("/tasks", tags=["tasks"])
@@ -118,3 +134,23 @@ def get_report(request: Request, key: str) -> ExactJSONResponse:
 
 def _issue(path: str, code: str, params: dict[str, Any] | None = None) -> Issue:
     return Issue(path, code, params or {})
+
+
+_ETAG = re.compile(r'\s*"([0-9]{1,10})"\s*')
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """The row version an ``If-Match`` names. Absent, empty or ``*`` is None (a wildcard would
+    not protect against lost updates: the engine answers 428). Anything but one strong ETag
+    ``"<n>"`` (weak, a list, garbage) is 0, a version no record has: 412."""
+    if if_match is None or if_match.strip() in ("", "*"):
+        return None
+    match = _ETAG.fullmatch(if_match)
+    return int(match.group(1)) if match else 0
+
+
+def _record_response(record: dict[str, Any], status_code: int = 200,
+                     headers: dict[str, str] | None = None) -> ExactJSONResponse:
+    """A record with its strong ETag, the quoted row version."""
+    return ExactJSONResponse(record, status_code=status_code,
+                             headers={"ETag": f'"{record["row_version"]}"', **(headers or {})})

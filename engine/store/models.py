@@ -173,3 +173,20 @@ class OutboxRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKeyRow(Base):
+    """A creation made under an ``Idempotency-Key``: a retry by the same actor with the same key
+    replays it. Written in the same transaction as the record; the unique (actor, key) makes
+    two concurrent first attempts create one record."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("actor", "key"), Index(None, "created_at"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(128))
+    request_digest: Mapped[str] = mapped_column(String(64))
+    """sha256 (hex) of the canonical JSON of the form key and the body."""
+    record_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

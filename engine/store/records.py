@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Mapping
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.jsoncodec import dumps
@@ -61,3 +61,17 @@ def page(session: Session, form_key: str, filters: Mapping[str, Any], offset: in
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(RecordRow.created_at, RecordRow.id).offset(offset).limit(limit)).all()
     return list(rows), total
+
+
+def update_if_version(session: Session, record_id: str, expected: int, data: Mapping[str, Any], now: Any) -> bool:
+    """Write ``data`` as the record's new content if its row version is still ``expected``;
+    the version becomes ``expected + 1``. One conditional ``UPDATE``: of two concurrent writers
+    based on the same version exactly one matches (on PostgreSQL the second waits for the
+    first's row lock and then finds the new version). False when nothing matched."""
+    result = session.execute(
+        update(RecordRow)
+        .where(RecordRow.id == record_id, RecordRow.row_version == expected)
+        .values(data=dumps(data), row_version=expected + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -4,7 +4,8 @@ SQLite and (when configured) PostgreSQL."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -56,8 +57,8 @@ def test_of_two_patches_with_the_same_if_match_one_wins(notes: Engine) -> None:
     for round_number in range(6):
         record = notes.submit("ledger_note", {"text": "start"})
         outcomes = _run_together([
-            lambda: notes.update(record["id"], {"text": "from clerk 0"}, CLERKS[0], 1),
-            lambda: notes.update(record["id"], {"text": "from clerk 1"}, CLERKS[1], 1),
+            lambda record_id=record["id"]: notes.update(record_id, {"text": "from clerk 0"}, CLERKS[0], 1),
+            lambda record_id=record["id"]: notes.update(record_id, {"text": "from clerk 1"}, CLERKS[1], 1),
         ])
         winners = [outcome for outcome in outcomes if isinstance(outcome, dict)]
         losers = [outcome for outcome in outcomes if isinstance(outcome, PreconditionFailed)]
@@ -98,7 +99,7 @@ def test_concurrent_first_attempts_with_one_key_create_one_record(notes: Engine)
     for round_number in range(4):
         key = f"payment-{round_number}"
         outcomes = _run_together([
-            (lambda: notes.submit_replayable("ledger_note", {"text": "pay"}, actor, idempotency_key=key))
+            (lambda key=key: notes.submit_replayable("ledger_note", {"text": "pay"}, actor, idempotency_key=key))
             for _ in range(6)
         ])
         assert all(not isinstance(outcome, Exception) for outcome in outcomes), outcomes
@@ -147,4 +148,30 @@ def test_a_racing_twin_with_another_body_is_refused(notes: Engine, monkeypatch: 
     ])
     refused = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     assert len(refused) == 1 and refused[0].code == "record.idempotency_key_reused", outcomes
+    assert _count(notes, RecordRow) == 1
+
+
+def test_over_http_the_loser_of_a_patch_race_gets_412(notes: Engine, client: Any) -> None:
+    for _ in range(3):
+        record_id = client.post("/api/v1/forms/ledger_note/records", json={"text": "start"}).json()["id"]
+        responses = _run_together([
+            lambda text=text, url=f"/api/v1/records/{record_id}": client.patch(
+                url, json={"text": text}, headers={"If-Match": '"1"'})
+            for text in ("a", "b")
+        ])
+        assert sorted(response.status_code for response in responses) == [200, 412], responses
+        loser = next(response for response in responses if response.status_code == 412)
+        assert loser.json()["errors"][0]["code"] == "record.version_mismatch"
+        assert client.get(f"/api/v1/records/{record_id}").headers["ETag"] == '"2"'
+
+
+def test_over_http_concurrent_retries_make_one_record(notes: Engine, client: Any) -> None:
+    responses = _run_together([
+        lambda: client.post("/api/v1/forms/ledger_note/records", json={"text": "pay"},
+                            headers={"Idempotency-Key": "http-twin", "X-User": "teller-9"})
+        for _ in range(4)
+    ])
+    assert [response.status_code for response in responses] == [201] * 4, responses
+    assert len({response.json()["id"] for response in responses}) == 1
+    assert sorted(response.headers.get("Idempotent-Replayed", "") for response in responses) == ["", "true", "true", "true"]
     assert _count(notes, RecordRow) == 1
