@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from engine.config import Settings
@@ -75,33 +76,57 @@ def load(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="
 
 @app.command("import")
 def import_file(form: str = typer.Argument(..., help="Form key"),
-                file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file"),
+                file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV or JSON Lines file"),
                 mapping: Optional[Path] = typer.Option(None, "--mapping", exists=True, dir_okay=False,
                                                        help="Mapping JSON file; without it, columns named like fields fill them"),
+                rejects: Optional[Path] = typer.Option(None, "--rejects", dir_okay=False,
+                                                       help="Write every rejected row, with its issues, to this JSON Lines file"),
+                all_or_nothing: bool = typer.Option(False, "--all-or-nothing",
+                                                    help="Store the rows only if none is rejected (one transaction)"),
+                batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100_000, help="Rows per transaction"),
                 database_url: Optional[str] = DatabaseOption,
                 show: int = typer.Option(50, help="How many rejected rows to print in full")) -> None:
-    """Import FILE as records of FORM, each row through the same pipeline as the API.
+    """Import FILE as records of FORM, each row checked as the API checks a submission, stored in
+    batches.
 
-    Exit code 0 when every row was imported (or already present), 3 when some were rejected,
-    2 when the mapping or the file cannot be used."""
+    Exit code 0 when every row was imported (or already present), 3 when some were rejected
+    (with --all-or-nothing: and nothing was stored), 2 when the mapping or the file cannot be used."""
     engine = _engine(database_url)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    try:
+        _import(engine, form, file, mapping, rejects, all_or_nothing, batch_size, show)
+    finally:
+        engine.close()
+
+
+def _import(engine: Any, form: str, file: Path, mapping: Optional[Path], rejects: Optional[Path],
+            all_or_nothing: bool, batch_size: int, show: int) -> None:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console, transient=False) as progress:
-        bar = progress.add_task(f"import {file.name}", total=None)
+        bar = progress.add_task(f"import {file.name}", total=max(file.stat().st_size, 1), rows=0)
+
+        def advance(state: Any) -> None:
+            progress.update(bar, completed=state.position, total=max(state.size, 1), rows=state.rows)
+
         try:
-            report = engine.run_import(form, file, mapping, progress=lambda done: progress.update(bar, completed=done))
+            report = engine.run_import(form, file, mapping, progress=advance, rejects=rejects,
+                                       all_or_nothing=all_or_nothing, batch_size=batch_size)
         except EngineError as exc:
             _fail(exc)
             return
-        progress.update(bar, total=report.total, completed=report.total)
+        progress.update(bar, completed=progress.tasks[0].total, rows=report.total)
     for rejected in report.rejected[:show]:
         reasons = "; ".join(f"{issue.path or '/'} {issue.code}: {issue.message}" for issue in rejected.issues)
         console.print(f"row {rejected.row_number}: rejected: {reasons}", highlight=False)
-    if len(report.rejected) > show:
-        console.print(f"... and {len(report.rejected) - show} more rejected rows")
+    if report.rejected_count > show:
+        where = f" (all of them in {rejects})" if rejects else " (--rejects FILE writes them all)"
+        console.print(f"... and {report.rejected_count - show} more rejected rows{where}", highlight=False)
     console.print(f"rows: {report.total}  imported: {report.imported}  already present: {report.already_present}  "
-                  f"rejected: {len(report.rejected)}")
-    if report.rejected:
+                  f"rejected: {report.rejected_count}", highlight=False)
+    if not report.committed:
+        console.print(f"all or nothing: {report.rejected_count} row(s) rejected, so none of the "
+                      f"{report.withheld} valid row(s) was stored", highlight=False)
+    if report.rejected_count:
         raise typer.Exit(code=3)  # scripts can tell "some rows were refused" from success
 
 

@@ -17,6 +17,7 @@ from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
 from engine.errors import PreconditionFailed, PreconditionRequired
+from engine.forms.bulk import prepare_submission
 from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
@@ -179,12 +180,7 @@ class Engine:
     def _submit(self, form_key: str, data: Any, actor: Principal,
                 claim: idempotency.IdempotencyClaim | None) -> dict[str, Any]:
         spec = self._form(form_key)
-        if not isinstance(data, dict):
-            raise ValidationFailed([Issue("", "request.not_object")])
-        check_document(data)
-        outcome = run_pipeline(spec, data)
-        computed, issues = outcome.data, outcome.issues
-        check_document(computed)
+        computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
         with self.db.read() as session:
             issues += _missing_refs(session, spec, computed)  # reported with everything else
         process = None

@@ -2,7 +2,9 @@
 
 Converted values are what a parsed JSON submission holds: `str`, `int`, `bool`, `Decimal`
 (never `float`) and dates as ISO 8601 strings (`"2001-04-09"`), since date fields are JSON
-strings with `format: date`. A converter raises `BadCell` when the text does not fit.
+strings with `format: date`; `json` cells are any parsed JSON value. A converter raises
+`BadCell` when the text does not fit. `convert_value` does the same for the numbers, booleans,
+objects and arrays of JSON Lines rows.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
+from engine.errors import EngineError
 from engine.imports.mapping import CellType, ColumnField
+from engine.jsoncodec import dumps, loads
 
 __all__ = [
     "SAS_EPOCH",
     "BadCell",
     "convert_cell",
+    "convert_value",
 ]
 
 SAS_EPOCH: Final = date(1960, 1, 1)
@@ -52,6 +57,42 @@ def convert_cell(text: str, spec: ColumnField) -> Any:
     Decimal('1234567.89')
     """
     return _CONVERTERS[spec.type](text, spec)
+
+
+def convert_value(value: Any, spec: ColumnField) -> Any:
+    """Convert a JSON Lines value that is not a string (a number, a boolean, an object or an
+    array) as `spec` says; raises `BadCell`. Strings go through `convert_cell` like CSV cells.
+
+    Numbers stay exact for `integer` (when integral) and `decimal`, booleans stay booleans for
+    `boolean`; otherwise a number or boolean is converted like its JSON text (`1` for a boolean
+    column is "1"). Objects and arrays fit only `json`, which takes any value as it is.
+    """
+    kind = spec.type
+    if kind is CellType.JSON:
+        return value
+    if isinstance(value, (dict, list)):
+        raise BadCell(f"{kind.value} (objects and arrays need type json)")
+    if isinstance(value, bool):
+        if kind is CellType.BOOLEAN:
+            return value
+    elif isinstance(value, int):
+        if kind is CellType.INTEGER:
+            return value
+        if kind is CellType.DECIMAL:
+            return Decimal(value)
+    elif isinstance(value, Decimal):
+        if kind is CellType.DECIMAL:
+            return value
+        if kind is CellType.INTEGER:
+            if value == value.to_integral_value():
+                return int(value)
+            raise BadCell("integer")
+    return convert_cell(json_text(value), spec)
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of a scalar, as a map key or a cell would read it: `true`, `12`, `1.50`."""
+    return dumps(value)
 
 
 def _to_string(text: str, spec: ColumnField) -> str:
@@ -87,6 +128,13 @@ def _to_boolean(text: str, spec: ColumnField) -> bool:
 
 def _to_date(text: str, spec: ColumnField) -> str:
     return _DATE_PARSERS.get(spec.date_format, _parse_strptime)(text, spec.date_format).isoformat()
+
+
+def _to_json(text: str, spec: ColumnField) -> Any:
+    try:
+        return loads(text)
+    except EngineError:
+        raise BadCell("JSON value") from None
 
 
 def _parse_iso(text: str, date_format: str) -> date:
@@ -125,4 +173,5 @@ _CONVERTERS: Final[Mapping[CellType, Callable[[str, ColumnField], Any]]] = Mappi
     CellType.DECIMAL: _to_decimal,
     CellType.BOOLEAN: _to_boolean,
     CellType.DATE: _to_date,
+    CellType.JSON: _to_json,
 })

@@ -52,6 +52,8 @@ class CellType(StrEnum):
     DECIMAL = "decimal"
     BOOLEAN = "boolean"
     DATE = "date"
+    JSON = "json"
+    """Any JSON value: a CSV cell is parsed as JSON (exact decimals), a JSON Lines value is taken as is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class SourceOptions:
     """How to read the file."""
 
     format: str = "csv"
+    """'csv' (a header record, then one record per row) or 'jsonl' (one JSON object per line)."""
     encoding: str = "utf-8"
     delimiter: str = ","
     quotechar: str = '"'

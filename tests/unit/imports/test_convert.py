@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from engine.imports import BadCell, CellType, ColumnField, convert_cell
+from engine.imports import BadCell, CellType, ColumnField, convert_cell, convert_value
 
 
 def column(cell_type: CellType, **options: object) -> ColumnField:
@@ -117,3 +118,42 @@ def test_string_cell_is_kept() -> None:
     assert convert_cell("Winset, Inc. dba Bankers Hill", column(CellType.STRING)) == (
         "Winset, Inc. dba Bankers Hill"
     )
+
+
+# -- JSON Lines values that are not strings --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "cell_type", "expected"), [
+    (5, CellType.INTEGER, 5),
+    (Decimal("12.0"), CellType.INTEGER, 12),
+    (5, CellType.DECIMAL, Decimal(5)),
+    (Decimal("1.10"), CellType.DECIMAL, Decimal("1.10")),
+    (True, CellType.BOOLEAN, True),
+    (1, CellType.BOOLEAN, True),
+    (0, CellType.BOOLEAN, False),
+    (92801, CellType.STRING, "92801"),
+    (Decimal("1.50"), CellType.STRING, "1.50"),
+    (15074, CellType.DATE, "2001-04-09"),
+    ({"a": [1]}, CellType.JSON, {"a": [1]}),
+    ([1, 2], CellType.JSON, [1, 2]),
+])
+def test_json_values_convert_exactly(value: Any, cell_type: CellType, expected: Any) -> None:
+    date_format = "sas" if cell_type is CellType.DATE else "iso"
+    result = convert_value(value, ColumnField("x", "X", cell_type, date_format=date_format))
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(("value", "cell_type"), [
+    (Decimal("1.5"), CellType.INTEGER), (True, CellType.INTEGER), (True, CellType.DECIMAL),
+    ({"a": 1}, CellType.STRING), ([1], CellType.DECIMAL), (2, CellType.BOOLEAN),
+])
+def test_json_values_that_do_not_fit_are_bad_cells(value: Any, cell_type: CellType) -> None:
+    with pytest.raises(BadCell):
+        convert_value(value, ColumnField("x", "X", cell_type))
+
+
+def test_a_json_cell_of_a_csv_file_is_parsed_exactly() -> None:
+    assert convert_cell('{"amount": 1.10, "tags": ["a"]}', ColumnField("x", "X", CellType.JSON)) == {
+        "amount": Decimal("1.10"), "tags": ["a"]}
+    with pytest.raises(BadCell):
+        convert_cell("{NaN}", ColumnField("x", "X", CellType.JSON))

@@ -139,7 +139,7 @@ def test_bad_field_name_and_source_are_reported() -> None:
     assert sorted(codes(caught.value)) == [
         ("/fields", "import.mapping.pattern"),
         ("/source/delimiter", "import.mapping.max_length"),
-        ("/source/format", "import.mapping.const"),
+        ("/source/format", "import.mapping.enum"),
     ]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from engine.imports import (
     ImportIssue,
+    ImportProgress,
     ImportReport,
     ImportTarget,
     MappingError,
@@ -293,12 +294,13 @@ def test_missing_columns_stop_the_import_before_any_row(tmp_path: Path) -> None:
     assert target.records == {}
 
 
-def test_progress_is_called_with_rows_handled(tmp_path: Path) -> None:
-    seen: list[int] = []
+def test_progress_is_called_after_each_batch_with_rows_and_bytes(tmp_path: Path) -> None:
+    seen: list[ImportProgress] = []
     path = write_csv(tmp_path, "A\n1\n\n2\nx\n")
     mapping = mapping_of({"a": {"column": "A", "type": "integer"}})
-    report = run_import(MemoryTarget(), mapping, path, progress=seen.append)
-    assert seen == [1, 2, 3]
+    report = run_import(MemoryTarget(), mapping, path, progress=seen.append, batch_size=2)
+    assert [state.rows for state in seen] == [2, 3]
+    assert seen[-1] == ImportProgress(3, 9, 9)
     assert (report.imported, len(report.rejected)) == (2, 1)
 
 
@@ -347,3 +349,51 @@ def test_bank_example_mappings_on_real_sba_rows(tmp_path: Path) -> None:
         "current_limit": 0, "requested_limit": Decimal(30000), "applied_on": "2001-04-09",
         "reason": "SBA 7(a) loan (imported): new credit line for the amount the bank approved",
     }
+
+
+# -- batches, rejects, JSON Lines ------------------------------------------------------------------
+
+
+def test_keep_rejected_bounds_the_report_but_counts_every_reject(tmp_path: Path) -> None:
+    import io
+
+    path = write_csv(tmp_path, "N\n" + "".join(f"x{n}\n" for n in range(25)) + "7\n")
+    sink = io.StringIO()
+    report = run_import(MemoryTarget(), mapping_of({"n": {"column": "N", "type": "integer"}}), path,
+                        rejects=sink, keep_rejected=10, batch_size=4)
+    assert (report.total, report.imported, report.rejected_count, len(report.rejected)) == (26, 1, 25, 10)
+    assert [row.row_number for row in report.rejected] == list(range(1, 11))
+    assert len(sink.getvalue().splitlines()) == 25
+
+
+def test_all_or_nothing_needs_a_transactional_target(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "A\n1\n")
+    with pytest.raises(ValueError, match="all_or_nothing"):
+        run_import(MemoryTarget(), mapping_of({"a": {"column": "A"}}), path, all_or_nothing=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        run_import(MemoryTarget(), mapping_of({"a": {"column": "A"}}), path, batch_size=0)
+
+
+def test_json_lines_cells_follow_the_csv_rules(tmp_path: Path) -> None:
+    target = MemoryTarget()
+    path = tmp_path / "rows.jsonl"
+    path.write_text(
+        '{"name": "  Ann  ", "size": "1,200", "flag": 1, "stage": 2, "meta": "raw text", "gone": null}\n'
+        '{"name": "n/a", "size": 3, "flag": "yes", "stage": "2", "meta": {"k": [1.50]}}\n'
+        '{}\n'
+        '{"name": "Bob", "size": 2.5}\n', encoding="utf-8")
+    mapping = compile_mapping({
+        "form": "things", "source": {"format": "jsonl"}, "null_values": ["n/a"], "fields": {
+            "name": {"column": "name"}, "size": {"column": "size", "type": "integer"},
+            "flag": {"column": "flag", "type": "boolean"}, "stage": {"column": "stage", "map": {"2": "new"}},
+            "meta": {"column": "meta", "type": "json"}, "gone": {"column": "gone", "default": "dflt"},
+            "missing": {"column": "nowhere"}}})
+    report = run_import(target, mapping, path)
+    assert (report.total, report.skipped, report.imported) == (3, 1, 2)
+    assert [(row.row_number, [(i.path, i.code) for i in row.issues]) for row in report.rejected] == [
+        (4, [("/size", "import.bad_value")])]
+    first, second = target.records["things"]
+    assert first == {"id": first["id"], "name": "Ann", "size": 1200, "flag": True, "stage": "new",
+                     "meta": "raw text", "gone": "dflt"}
+    assert second == {"id": second["id"], "size": 3, "flag": True, "stage": "new",
+                      "meta": {"k": [Decimal("1.50")]}, "gone": "dflt"}
