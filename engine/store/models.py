@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from engine.store.types import UTCDateTime
@@ -89,6 +89,13 @@ class InstanceRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_by: Mapped[str] = mapped_column(String(128))
+    tokens: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of the positions the instance is at: one ``{"state"}`` outside parallel
+    branches, one ``{"state", "parallel", "branch"}`` per running branch inside them."""
+    variables: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON object of process variables (``process.*`` in rules): send-back counts, decisions."""
+    first_decision_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When a person first completed a task: the milestone after which withdrawing is refused."""
 
 
 class TaskRow(Base):
@@ -111,6 +118,42 @@ class TaskRow(Base):
     row_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    scope_attribute: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    scope_value: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    """A role task of a scoped state is for holders of the role whose attribute (e.g. branch)
+    equals this value."""
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """How the task came to be: None (the definition), ``added:before|after|parallel``,
+    ``escalation``."""
+    waits_for: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    """A ``waiting`` task opens when this task is completed (add approver before/after)."""
+
+
+class TimerRow(Base):
+    """A durable timer, written in the same transaction as the state change that set it. The
+    worker fires each due one once: the update from ``pending`` is conditional, inside the
+    transaction that performs its effect."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index(None, "status", "fire_at"), Index(None, "instance_id"), Index(None, "task_id"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    state: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    """``remind``, ``escalate``, ``timeout`` or ``due`` (marks the SLA breach)."""
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    """Index of the remind/escalate step in the state's SLA."""
+    fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    """``pending``, ``fired`` or ``cancelled`` (its task closed first)."""
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    """How many times a repeating reminder has fired (missed repetitions count once)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class InstanceEventRow(Base):
@@ -129,6 +172,10 @@ class InstanceEventRow(Base):
     task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON: e.g. which rule decided an automatic step and the inputs it saw."""
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Staff-only: never shown on the applicant's timeline."""
 
 
 class ChangeRow(Base):
@@ -164,15 +211,25 @@ class OutboxRow(Base):
     """An outgoing message, written with the state change that caused it; delivered later."""
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("dedup_key"), Index(None, "status", "id"))
+    __table_args__ = (UniqueConstraint("dedup_key"), Index(None, "status", "id"), Index(None, "status", "next_attempt_at"))
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(64))
     dedup_key: Mapped[str] = mapped_column(String(160))
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
+    """``pending``, ``delivered`` or ``dead`` (retries exhausted; listed over the API)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(32), default="event")
+    """``event`` (integration feed / webhooks) or a notification channel: ``log``, ``sms``,
+    ``app``, ``webhook``."""
+    recipient: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    """Whom a notification is for: ``user:<id>``, ``role:<name>[@<attr>=<value>]``, or an
+    address taken from a record field."""
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class IdempotencyKeyRow(Base):
