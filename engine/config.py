@@ -3,7 +3,9 @@ elsewhere."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from engine.notify.settings import OutboxSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lowcode.db"
 
@@ -15,13 +17,21 @@ class Settings:
     """Request bodies above this are refused before they are read whole."""
     definition_roles: frozenset[str] = frozenset({"admin", "modeler"})
     """Roles that may upload definitions (the command line acts as the system)."""
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    """Outbox delivery: endpoints, outbound allow-list, signing secret, retries (engine.notify)."""
+    supervisor_roles: frozenset[str] = frozenset({"admin"})
+    """Roles that may transfer any task and cancel any case."""
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             database_url=os.environ.get("LOWCODE_DATABASE_URL") or DEFAULT_DATABASE_URL,
             max_body_bytes=int(os.environ.get("LOWCODE_MAX_BODY_BYTES", "1048576")),
+            supervisor_roles=frozenset(
+                role.strip() for role in os.environ.get("LOWCODE_SUPERVISOR_ROLES", "admin").split(",") if role.strip()
+            ),
             definition_roles=frozenset(
                 role.strip() for role in os.environ.get("LOWCODE_DEFINITION_ROLES", "admin,modeler").split(",") if role.strip()
             ),
+            outbox=OutboxSettings.from_environ(os.environ),
         )

@@ -211,7 +211,7 @@ class Engine:
                                       payload=dumps({"record": record_id, "form": form_key}), status="pending",
                                       attempts=0, created_at=now))
                 if process is not None:
-                    Runner(session, process, now).start(record_id, computed, actor)
+                    Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
         return self.record(record_id)
@@ -332,32 +332,149 @@ class Engine:
             assert instance is not None
             return _task_view(task, instance)
 
-    def act(self, task_id: str, action: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
+    def act(self, task_id: str, action: str, actor: Principal, comment: str | None = None, *,
+            idempotency_key: str | None = None) -> dict[str, Any]:
         """Complete a task with ``action``. Of two concurrent actions on one task one wins; the
-        other raises :class:`Conflict` (409)."""
-        if not _known_id(task_id):
+        other raises :class:`Conflict` (409). With an ``idempotency_key`` a retry of the same
+        action by the same actor returns the instance as the first call left it and does
+        nothing more."""
+        claim = None
+        if idempotency_key is not None:
+            claim = idempotency.claim(idempotency_key, actor.id, f"task:{task_id}", {"action": action, "comment": comment})
+            with self.db.read() as session:
+                earlier = idempotency.replayed_record(session, claim)
+            if earlier is not None:
+                return self.instance(earlier)
+        try:
+            return self._operate(task_id=task_id, claim=claim,
+                                 operation=lambda runner, instance, task, data: runner.act(instance, task, action, actor, comment, data))
+        except IntegrityError:
+            if claim is None:
+                raise
+            with self.db.read() as session:
+                earlier = idempotency.replayed_record(session, claim)
+            if earlier is None:
+                raise
+            return self.instance(earlier)
+
+    def claim_task(self, task_id: str, actor: Principal) -> dict[str, Any]:
+        """Take a task offered to a role (a candidate group): from now on only ``actor`` may act."""
+        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data: runner.claim(instance, task, actor))
+
+    def transfer_task(self, task_id: str, to_user: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
+        """Hand an open task to another person (its assignee, or a supervisor, may)."""
+        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data:
+                             runner.transfer(instance, task, to_user, actor, comment, data))
+
+    def add_approver(self, task_id: str, user: str, mode: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
+        """Add ``user`` to the step ``before``, ``after`` or in ``parallel`` with this task."""
+        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data:
+                             runner.add_approver(instance, task, user, mode, actor, comment, data))
+
+    def send_back(self, task_id: str, to_state: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
+        """Return the case to an earlier human step (bounded by the process's ``max_send_backs``)."""
+        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data:
+                             runner.send_back(instance, task, to_state, actor, comment, data))
+
+    def withdraw(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
+        """The applicant takes the request back; 409 once anybody has decided on it."""
+        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+                             runner.withdraw(instance, actor, reason, data))
+
+    def cancel_instance(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
+        """Stop a case (supervisors): open tasks are cancelled and no timer fires afterwards."""
+        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+                             runner.cancel(instance, actor, reason, data))
+
+    def urge(self, instance_id: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
+        """Remind the current assignees (the applicant or staff; at most once an hour)."""
+        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+                             runner.urge(instance, actor, comment, data))
+
+    def cc(self, instance_id: str, users: list[str], actor: Principal, comment: str | None = None) -> dict[str, Any]:
+        """Send a copy of the case to ``users`` (staff only); they may then read its history."""
+        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+                             runner.cc(instance, users, actor, comment, data))
+
+    def comment(self, instance_id: str, text: str, actor: Principal, *, internal: bool = False) -> dict[str, Any]:
+        """Add a comment to the case; ``internal`` ones are never shown to the applicant."""
+        if not isinstance(text, str) or not 1 <= len(text.strip()) <= 4000:
+            raise BadRequest("request.bad_parameter", path="text", params={"name": "text", "reason": "1 to 4000 characters"})
+        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+                             runner.comment(instance, actor, text, internal))
+
+    def _operate(self, *, operation: Callable[..., Any], task_id: str | None = None, instance_id: str | None = None,
+                 claim: idempotency.IdempotencyClaim | None = None) -> dict[str, Any]:
+        """One runtime operation in one transaction: lock the instance, re-read the task under
+        the lock, run, commit; return the instance as it now is."""
+        if task_id is not None and not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
+        if instance_id is not None and not _known_id(instance_id):
+            raise NotFound("instance.not_found", params={"id": instance_id[:64]})
         now = self.clock.now()
         try:
             with self.db.transaction() as session:
-                task = session.get(TaskRow, task_id)
-                if task is None:
-                    raise NotFound("task.not_found", params={"id": task_id})
+                task = None
+                if task_id is not None:
+                    task = session.get(TaskRow, task_id)
+                    if task is None:
+                        raise NotFound("task.not_found", params={"id": task_id})
+                    instance_id = task.instance_id
                 instance = session.scalars(
-                    select(InstanceRow).where(InstanceRow.id == task.instance_id).with_for_update()
-                ).one()
-                session.refresh(task)  # re-read after the lock: a racing action may have committed
-                if task.status != TaskStatus.OPEN.value:
-                    raise Conflict("task.not_open", params={"status": task.status})
+                    select(InstanceRow).where(InstanceRow.id == instance_id).with_for_update()
+                ).one_or_none()
+                if instance is None:
+                    raise NotFound("instance.not_found", params={"id": instance_id})
+                if task is not None:
+                    session.refresh(task)  # re-read after the lock: a racing action may have committed
+                    if task.status != TaskStatus.OPEN.value:
+                        raise Conflict("task.not_open", params={"status": task.status})
+                if instance.status != "active":
+                    raise Conflict("instance.not_active", params={"status": instance.status})
                 spec = self.registry.process(instance.process_key, instance.process_version)
                 record = session.get(RecordRow, instance.record_id)
                 if spec is None or record is None:
                     raise NotFound("instance.not_found", params={"id": instance.id})
-                Runner(session, spec, now).act(instance, task, action, actor, comment, loads(record.data))
-                instance_id = instance.id
+                if claim is not None:
+                    idempotency.remember(session, claim, instance.id, now)
+                runner = Runner(session, spec, now, self.settings.supervisor_roles)
+                operation(runner, instance, task, loads(record.data))
+                result_id = instance.id
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
-        return self.instance(instance_id)
+        return self.instance(result_id)
+
+    def timeline(self, instance_id: str, actor: Principal, language: str = "en") -> dict[str, Any]:
+        """The instance's steps for ``actor``: staff (supervisors, holders of a role the process
+        assigns to, people who acted on or were copied on it) get the full history; the
+        applicant gets the public view; anybody else gets 404, as if it did not exist."""
+        from engine.workflow.timeline import build_timeline
+
+        if not _known_id(instance_id):
+            raise NotFound("instance.not_found", params={"id": instance_id[:64]})
+        with self.db.read() as session:
+            instance = session.get(InstanceRow, instance_id)
+            spec = self.registry.process(instance.process_key, instance.process_version) if instance else None
+            if instance is None or spec is None:
+                raise NotFound("instance.not_found", params={"id": instance_id})
+            tasks = session.scalars(select(TaskRow).where(TaskRow.instance_id == instance_id)
+                                    .order_by(TaskRow.created_at, TaskRow.id)).all()
+            events = session.scalars(select(InstanceEventRow).where(InstanceEventRow.instance_id == instance_id)
+                                     .order_by(InstanceEventRow.id)).all()
+            copied = loads(instance.variables or "{}").get("cc", [])
+            staff = (bool(actor.roles & (self.settings.supervisor_roles | spec.staff_roles))
+                     or actor.id in copied
+                     or any(actor.id in (task.acted_by, task.assignee_user, task.claimed_by) for task in tasks))
+            if not staff and actor.id != instance.started_by:
+                raise NotFound("instance.not_found", params={"id": instance_id})
+            return build_timeline(spec, instance, tasks, events, language=language, full=staff, now=self.clock.now())
+
+    def run_timers(self, *, limit: int = 200) -> dict[str, Any]:
+        """Fire every SLA timer due now (what ``lowcode worker`` does each round)."""
+        from engine.workflow.timers import fire_due_timers
+
+        stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit)
+        return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "errors": stats.errors}
 
     def instance(self, instance_id: str) -> dict[str, Any]:
         """An instance with its tasks and its full history, in order."""
@@ -375,7 +492,8 @@ class Engine:
             view["tasks"] = [_task_view(task, instance) for task in tasks]
             view["history"] = [
                 {"at": event.at.isoformat(), "event": event.event, "from": event.from_state, "to": event.to_state,
-                 "action": event.action, "task": event.task_id, "actor": event.actor, "comment": event.comment}
+                 "action": event.action, "task": event.task_id, "actor": event.actor, "comment": event.comment,
+                 "detail": loads(event.detail) if event.detail else None}
                 for event in events
             ]
             return view
@@ -561,6 +679,7 @@ def _instance_summary(instance: InstanceRow) -> dict[str, Any]:
         "record_id": instance.record_id, "state": instance.state, "status": instance.status,
         "outcome": instance.outcome, "started_at": instance.started_at.isoformat(),
         "ended_at": instance.ended_at.isoformat() if instance.ended_at else None,
+        "positions": [token["state"] for token in loads(instance.tokens or "[]")],
     }
 
 
@@ -580,6 +699,9 @@ def _task_view(task: TaskRow, instance: InstanceRow) -> dict[str, Any]:
         "assignee_role": task.assignee_role, "assignee_user": task.assignee_user, "action": task.action,
         "acted_by": task.acted_by, "comment": task.comment, "created_at": task.created_at.isoformat(),
         "completed_at": task.completed_at.isoformat() if task.completed_at else None,
+        "due_at": task.due_at.isoformat() if task.due_at else None, "claimed_by": task.claimed_by,
+        "scope": {task.scope_attribute: task.scope_value} if task.scope_attribute else None,
+        "origin": task.origin, "entry": task.entry,
     }
 
 

@@ -13,6 +13,7 @@ from engine.api.docs import mount_docs
 from engine.api.limits import BodySizeLimit, BodyTooLarge
 from engine.api.responses import ExactJSONResponse, error_body
 from engine.api.routes import router
+from engine.api.workflow_routes import router as workflow_router
 from engine.errors import EngineError
 from engine.facade import Engine
 from engine.messages import render_message
@@ -26,6 +27,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="lowcode-engine", version="0.1.0", docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json", default_response_class=ExactJSONResponse)
     app.state.engine = engine
+    app.include_router(workflow_router)  # first: its fixed paths win over /tasks/{id}/{action}
     app.include_router(router)
     mount_docs(app)
 

@@ -119,7 +119,9 @@ async def act_on_task(request: Request, task_id: str, action: str) -> ExactJSONR
         comment = body.get("comment")
         if comment is not None and not isinstance(comment, str):
             raise ValidationFailed([_issue("/comment", "record.type", {"expected": "string"})])
-    return ExactJSONResponse(await run_in_threadpool(engine_of(request).act, task_id, action, actor_of(request), comment))
+    key = request.headers.get("idempotency-key")
+    return ExactJSONResponse(await run_in_threadpool(lambda: engine_of(request).act(
+        task_id, action, actor_of(request), comment, idempotency_key=key)))
 
 
 @router.get("/instances/{instance_id}", tags=["instances"])

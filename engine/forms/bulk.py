@@ -59,6 +59,7 @@ from engine.store.models import (
     RecordRow,
     RecordValueRow,
     TaskRow,
+    TimerRow,
 )
 from engine.store.records import MAX_LOOKUP_VALUE, lookup_text
 from engine.store.types import UTCDateTime
@@ -393,7 +394,7 @@ class BulkSession:
                                   '{"form":' + encode_basestring(form_key) + ',"version":' + str(int(spec.version)) + "}"))
         rows["outbox"].append(("record.created", "record.created:" + record_id,
                                '{"record":' + encode_basestring(record_id) + ',"form":' + encode_basestring(form_key) + "}",
-                               "pending", 0, at))
+                               "pending", 0, at, "event"))
         for item in process_rows:
             name, row = tables.from_object(item)
             rows[name].append(row)
@@ -667,6 +668,10 @@ class _StartRunner(Runner):
                    if isinstance(item, TaskRow) and item.instance_id == instance_id and item.state == state]
         return max(entries, default=0) + 1
 
+    def _visit(self, instance: InstanceRow, state: str) -> int:
+        return sum(1 for item in self.session.added  # type: ignore[attr-defined]
+                   if isinstance(item, InstanceEventRow) and item.instance_id == instance.id and item.to_state == state)
+
 
 # -- tables ------------------------------------------------------------------------------------
 
@@ -676,11 +681,11 @@ _OWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "record_values": ("record_id", "form_key", "field", "value"),
     "changes": ("entity", "entity_id", "scope", "at"),
     "audit_log": ("at", "actor", "action", "object_type", "object_id", "detail"),
-    "outbox": ("topic", "dedup_key", "payload", "status", "attempts", "created_at"),
+    "outbox": ("topic", "dedup_key", "payload", "status", "attempts", "created_at", "channel"),
 }
 """The columns `add` fills itself, in the order of its tuples."""
 
-_MODELS = (RecordRow, RecordValueRow, ChangeRow, AuditRow, OutboxRow, InstanceRow, InstanceEventRow, TaskRow)
+_MODELS = (RecordRow, RecordValueRow, ChangeRow, AuditRow, OutboxRow, InstanceRow, InstanceEventRow, TaskRow, TimerRow)
 
 
 class _Tables:
