@@ -1,4 +1,4 @@
-"""The ``lowcode`` command: serve, migrate, load, import, report."""
+"""The ``lowcode`` command: serve, worker, migrate, load, import, report."""
 from __future__ import annotations
 
 import sys
@@ -39,15 +39,48 @@ def _fail(exc: EngineError) -> None:
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
           port: int = typer.Option(8000, help="Port to listen on"),
+          worker: bool = typer.Option(True, "--worker/--no-worker",
+                                      help="Also fire timers and deliver the outbox in this process"),
           database_url: Optional[str] = DatabaseOption) -> None:
-    """Serve the REST API (docs at /docs)."""
+    """Serve the REST API (docs at /docs), with the background worker unless --no-worker."""
     import uvicorn
 
     from engine.api.app import create_app
+    from engine.worker import Worker
 
     engine = _engine(database_url)
-    console.print(f"Serving on http://{host}:{port} (database {engine.db.engine.url.render_as_string(hide_password=True)})")
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+    console.print(f"Serving on http://{host}:{port} (database {engine.db.engine.url.render_as_string(hide_password=True)})"
+                  + ("" if worker else "; worker disabled"))
+    background = Worker(engine) if worker else None
+    if background is not None:
+        background.start_thread()
+    try:
+        uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+    finally:
+        if background is not None:
+            background.stop()
+
+
+@app.command("worker")
+def run_worker(interval: float = typer.Option(1.0, min=0.05, help="Seconds to wait when a round found nothing to do"),
+               once: bool = typer.Option(False, "--once", help="Run one round, print what it did and exit"),
+               database_url: Optional[str] = DatabaseOption) -> None:
+    """Fire due SLA timers and deliver outbox messages (safe to run several, on PostgreSQL)."""
+    import logging
+
+    from engine.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    worker = Worker(_engine(database_url), interval=interval)
+    if once:
+        result = worker.run_once()
+        sys.stdout.write(dumps({"timers": result.timers, "deliveries": result.deliveries}) + "\n")
+        return
+    console.print(f"Worker running (idle interval {interval}s); Ctrl-C stops it.")
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        worker.stop()
 
 
 @app.command()

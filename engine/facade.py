@@ -476,6 +476,15 @@ class Engine:
         stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit)
         return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "errors": stats.errors}
 
+    def deliver_outbox(self, *, limit: int = 100) -> dict[str, Any]:
+        """Send the outbox messages due now, once each (what ``lowcode worker`` does each round);
+        failures are retried with backoff and end on the dead-letter list."""
+        from dataclasses import asdict
+
+        from engine.notify.delivery import deliver_due
+
+        return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit))
+
     def instance(self, instance_id: str) -> dict[str, Any]:
         """An instance with its tasks and its full history, in order."""
         if not _known_id(instance_id):

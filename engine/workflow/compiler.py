@@ -236,7 +236,8 @@ class _ProcessCompiler:
             for action, spec in body["actions"].items()
         }
         sla = self._sla(body["sla"], f"{pointer}/sla", actions) if "sla" in body else None
-        return StateSpec(name, state_type, title, assignees=assignees, actions=actions, sla=sla, notify=notify)
+        return StateSpec(name, state_type, title, assignees=assignees, actions=actions, sla=sla, notify=notify,
+                         four_eyes=bool(body.get("four_eyes", True)))
 
     def _branches(self, states: Mapping[str, StateSpec]) -> dict[str, str]:
         """Trace each branch from its start to the join: every state on the way belongs to the

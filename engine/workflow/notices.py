@@ -133,14 +133,14 @@ class Notices:
             })
             scope.update({key: _localized(value, language) for key, value in values.items()})
             texts[language] = render(template, scope)
-        digest = hashlib.sha256(f"{instance.id}:{occasion}:{address}".encode()).hexdigest()[:40]
+        digest = hashlib.sha256(f"{occasion}:{address}".encode()).hexdigest()[:40]
         payload = {
             "instance": instance.id, "process": self.spec.key, "record": instance.record_id,
             "state": state.name if state is not None else None, "event": notification.on, "text": texts,
         }
         self.session.add(OutboxRow(
             topic=f"notify.{notification.on}", channel=notification.channel, recipient=address[:255],
-            dedup_key=f"notify:{digest}", payload=dumps(payload), status="pending", attempts=0, created_at=self.now,
+            dedup_key=f"notify:{instance.id}:{digest}", payload=dumps(payload), status="pending", attempts=0, created_at=self.now,
         ))
 
 

@@ -95,7 +95,7 @@ class Runner:
         actions = state.actions or {}
         if not by_timer:
             self._require_qualified(task, actor)
-            if actor.id == instance.started_by and actor.id not in _SHARED_IDENTITIES:
+            if state.four_eyes and actor.id == instance.started_by and actor.id not in _SHARED_IDENTITIES:
                 raise Forbidden("task.own_request")  # four eyes: nobody approves what they submitted
         if action not in actions:
             raise NotFound("task.unknown_action", params={"action": action, "available": sorted(actions)})

@@ -171,6 +171,8 @@ class StateSpec:
     notify: tuple[Notification, ...] = ()
     branches: tuple[Branch, ...] = ()
     join: str | None = None
+    four_eyes: bool = True
+    """Whether the applicant is barred from acting on this state's tasks."""
     join_policy: str = "all"
     """``all``: wait for every branch that started (structured synchronizing merge);
     ``first``: the first branch to arrive continues and the others are cancelled."""

@@ -16,7 +16,7 @@ def exact(response: Any) -> Any:
 
 MANAGER = {"X-User": "mgr-01", "X-Roles": "account_manager"}
 RISK_OFFICER = {"X-User": "risk-01", "X-Roles": "risk_officer"}
-RISK_MANAGER = {"X-User": "risk-02", "X-Roles": "risk_manager"}
+SECOND_RISK_OFFICER = {"X-User": "risk-02", "X-Roles": "risk_officer"}
 BRANCH = {"X-User": "branch-01", "X-Roles": "branch_credit_reviewer"}
 
 
@@ -35,6 +35,11 @@ def _apply(client: Any, customer: str, current: str, requested: str, risk: str =
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 201, response.text
     return dict(exact(response))
+
+
+def _open_tasks(client: Any, instance_id: str, role: str) -> list[dict[str, Any]]:
+    tasks = client.get("/api/v1/tasks", params={"role": role}).json()["items"]
+    return sorted((task for task in tasks if task["instance_id"] == instance_id), key=lambda task: task["id"])
 
 
 def _open_task(client: Any, instance_id: str, role: str) -> dict[str, Any]:
@@ -66,11 +71,12 @@ def test_rise_of_25_percent_goes_manager_then_risk_countersign(bank_client: Any)
     assert after.status_code == 200, after.text
     assert after.json()["state"] == "risk_countersign"
 
-    first = _open_task(bank_client, instance_id, "risk_officer")
-    second = _open_task(bank_client, instance_id, "risk_manager")
+    first, second = _open_tasks(bank_client, instance_id, "risk_officer")  # two officers must sign
     still = bank_client.post(f"/api/v1/tasks/{first['id']}/approve", headers=RISK_OFFICER).json()
     assert (still["state"], still["status"]) == ("risk_countersign", "active")  # countersign waits for all
-    done = bank_client.post(f"/api/v1/tasks/{second['id']}/approve", headers=RISK_MANAGER).json()
+    again = bank_client.post(f"/api/v1/tasks/{second['id']}/approve", headers=RISK_OFFICER)
+    assert (again.status_code, again.json()["errors"][0]["code"]) == (403, "task.already_signed")
+    done = bank_client.post(f"/api/v1/tasks/{second['id']}/approve", headers=SECOND_RISK_OFFICER).json()
     assert (done["state"], done["status"], done["outcome"]) == ("approved", "completed", "approved")
     assert [step["to"] for step in done["history"] if step["event"] == "transition"] == [
         "manager_review", "risk_countersign", "approved"]
@@ -93,7 +99,7 @@ def test_countersign_reject_by_one_decides_at_once_and_cancels_the_other(bank_cl
     instance_id = record["instances"][0]["id"]
     task = _open_task(bank_client, instance_id, "account_manager")
     bank_client.post(f"/api/v1/tasks/{task['id']}/approve", headers=MANAGER)
-    officer = _open_task(bank_client, instance_id, "risk_officer")
+    officer = _open_tasks(bank_client, instance_id, "risk_officer")[0]
     done = bank_client.post(f"/api/v1/tasks/{officer['id']}/reject", headers=RISK_OFFICER).json()
     assert done["outcome"] == "rejected"
     statuses = sorted((t["state"], t["status"]) for t in done["tasks"])

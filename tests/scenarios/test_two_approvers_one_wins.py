@@ -58,15 +58,14 @@ def test_concurrent_countersign_approvals_both_count(bank: Engine) -> None:
     bank.act(task_id, "approve", MANAGERS[0])
     instance_id = bank.task(task_id)["instance_id"]
     sign = [t for t in bank.instance(instance_id)["tasks"] if t["state"] == "risk_countersign"]
-    actors = {"risk_officer": Principal("r1", frozenset({"risk_officer"})),
-              "risk_manager": Principal("r2", frozenset({"risk_manager"}))}
+    actors = {task["id"]: Principal(f"r{index}", frozenset({"risk_officer"})) for index, task in enumerate(sign)}
     barrier = threading.Barrier(2)
     failures: list[Exception] = []
 
     def approve(task: dict[str, Any]) -> None:
         barrier.wait()
         try:
-            bank.act(task["id"], "approve", actors[task["assignee_role"]])
+            bank.act(task["id"], "approve", actors[task["id"]])
         except Exception as exc:  # noqa: BLE001
             failures.append(exc)
 
