@@ -414,6 +414,9 @@ class Runner:
     def _leave(self, instance: InstanceRow, source: StateSpec, target: str, *, action: str | None, actor: str) -> None:
         self._event(instance, "transition", source.name, target, action=action, actor=actor,
                     detail=self._last_decision)
+        if self._last_decision is not None:  # a rule decided: which one, and what it saw
+            self._audit("system", "instance.rule_decision", "instance", instance.id,
+                        {**self._last_decision, "from": source.name, "to": target})
         self._last_decision = None
         self._outbox("instance.state_changed", instance, {"from": source.name, "to": target, "action": action})
         self.notices.emit("leave", instance, source, self._data,
@@ -426,18 +429,19 @@ class Runner:
 
     def _choose(self, transitions: tuple[Transition, ...], where: str, instance: InstanceRow, *,
                 record_decision: bool = False) -> str:
+        """The target of the first transition whose rule holds. With ``record_decision`` the
+        choice is kept for the history and the audit log with every value the rules tried read."""
+        seen: dict[str, Any] = {}
+        context = self._context(instance)
         for transition in transitions:
-            if transition.when is None:
+            if transition.when is not None:
+                seen.update({use.name: _lookup(context, use.name) for use in transition.when.variables})
+            if transition.when is None or self._holds(transition.when, where, instance):
                 if record_decision:
-                    self._last_decision = {"rule": where, "transition": transition.index, "default": True}
-                return transition.to
-            if self._holds(transition.when, where, instance):
-                if record_decision:
-                    context = self._context(instance)
-                    self._last_decision = {
-                        "rule": where, "transition": transition.index, "when": transition.when.source,
-                        "inputs": {use.name: _lookup(context, use.name) for use in transition.when.variables},
-                    }
+                    self._last_decision = {"rule": where, "transition": transition.index,
+                                           "default": transition.when is None, "inputs": seen}
+                    if transition.when is not None:
+                        self._last_decision["when"] = transition.when.source
                 return transition.to
         raise ProcessStuck(f"no transition of {where} holds")
 

@@ -196,3 +196,20 @@ def test_imported_handled_complaint_is_archived_without_tasks(bank: Engine) -> N
     record = _complaint(bank, Principal("import"), handled_on="2026-03-03", timely=True)
     instance = bank.instance(record["instances"][0]["id"])
     assert (instance["status"], instance["outcome"], instance["tasks"]) == ("completed", "imported_closed", [])
+
+
+def test_rule_decision_is_in_the_audit_log(bank: Engine) -> None:
+    from engine.store.models import AuditRow
+
+    customer = _customer(bank)
+    record = bank.submit("credit_limit_adjustment", {
+        "customer_id": customer, "current_limit": Decimal("1000000.00"), "requested_limit": Decimal("1500000.00"),
+        "risk_rating": "low", "reason": "Expansion"}, APPLICANT)
+    instance_id = record["instances"][0]["id"]
+    with bank.db.read() as session:
+        (row,) = session.scalars(select(AuditRow).where(AuditRow.action == "instance.rule_decision",
+                                                        AuditRow.object_id == instance_id)).all()
+    detail = loads(row.detail)
+    # 50 % is over the instant-approval ceiling: the default transition (index 1) fired
+    assert (detail["rule"], detail["transition"], detail["default"], detail["to"]) == ("triage", 1, True, "manager_review")
+    assert detail["inputs"]["increase_pct"] == Decimal("50.00")  # what the instant-approval rule saw
