@@ -8,6 +8,31 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 CATALOGUE: dict[str, dict[str, str]] = {
+    # durations and business calendars (engine.calendars)
+    "duration.not_text": {"en": "A duration must be an ISO-8601 text such as PT24H", "zh-CN": "时长须为 ISO-8601 文本，例如 PT24H"},
+    "duration.syntax": {"en": "Not an ISO-8601 duration; expected e.g. PT24H, P2D, PT30M, P1DT4H or P1W", "zh-CN": "不是 ISO-8601 时长；应形如 PT24H、P2D、PT30M、P1DT4H 或 P1W"},
+    "duration.empty": {"en": "The duration names no amount: add at least one component after P or T", "zh-CN": "时长没有任何数值：P 或 T 之后至少需要一个分量"},
+    "duration.negative": {"en": "A duration cannot be negative", "zh-CN": "时长不能为负"},
+    "duration.ambiguous_unit": {"en": "Years and months have no fixed length; use days (D) or weeks (W)", "zh-CN": "年和月没有固定长度；请使用天（D）或周（W）"},
+    "duration.fraction_not_allowed": {"en": "Only the last of the hours, minutes or seconds may have a fraction", "zh-CN": "只有最后一个时、分或秒分量可以带小数"},
+    "duration.too_precise": {"en": "A duration cannot be finer than one microsecond", "zh-CN": "时长精度不能超过一微秒"},
+    "duration.too_large": {"en": "A duration may be at most {limit_days} days", "zh-CN": "时长最多为 {limit_days} 天"},
+    "calendar.not_object": {"en": "An object is expected here", "zh-CN": "此处需要一个对象"},
+    "calendar.not_list": {"en": "A list is expected here", "zh-CN": "此处需要一个列表"},
+    "calendar.not_text": {"en": "A text is expected here", "zh-CN": "此处需要文本"},
+    "calendar.unknown_key": {"en": "Unknown setting {key}; expected one of {expected}", "zh-CN": "未知设置 {key}；应为 {expected} 之一"},
+    "calendar.unknown_timezone": {"en": "Unknown time zone {timezone}; use an IANA name such as Asia/Shanghai", "zh-CN": "未知时区 {timezone}；请使用 IANA 名称，例如 Asia/Shanghai"},
+    "calendar.unknown_country": {"en": "No public holidays are known for country {country}", "zh-CN": "没有国家 {country} 的法定节假日数据"},
+    "calendar.unknown_subdivision": {"en": "Country {country} has no subdivision {subdivision}", "zh-CN": "国家 {country} 没有行政区 {subdivision}"},
+    "calendar.unknown_category": {"en": "Country {country} has no holiday category {category}; expected one of {expected}", "zh-CN": "国家 {country} 没有节假日类别 {category}；应为 {expected} 之一"},
+    "calendar.unknown_weekday": {"en": "Unknown weekday {key}; use mon, tue, wed, thu, fri, sat, sun or a range (mon-fri)", "zh-CN": "未知的星期 {key}；请使用 mon、tue、wed、thu、fri、sat、sun 或 mon-fri 这样的范围"},
+    "calendar.weekday_repeated": {"en": "Weekday {weekday} is given more than once", "zh-CN": "星期 {weekday} 被重复设置"},
+    "calendar.bad_hours": {"en": "Working hours must look like 09:00-12:00 (end after start, at most 24:00)", "zh-CN": "工作时段须形如 09:00-12:00（结束晚于开始，最晚 24:00）"},
+    "calendar.hours_overlap": {"en": "Working hours of one day must be in order and must not overlap", "zh-CN": "同一天的工作时段须按顺序排列且不能重叠"},
+    "calendar.no_working_hours": {"en": "The week has no working hours at all", "zh-CN": "一周中没有任何工作时段"},
+    "calendar.bad_date": {"en": "A date must look like 2026-10-08", "zh-CN": "日期须形如 2026-10-08"},
+    "calendar.date_conflict": {"en": "Date {date} is listed both as a holiday and as a working day", "zh-CN": "日期 {date} 同时被列为节假日和工作日"},
+    "calendar.no_working_time": {"en": "The calendar has no working time within {years} years of {start}", "zh-CN": "日历在 {start} 之后 {years} 年内没有任何工作时间"},
     # request
     "request.invalid_json": {"en": "The body is not valid JSON: {reason}", "zh-CN": "请求体不是有效的 JSON：{reason}"},
     "request.non_finite_number": {"en": "{token} is not a valid number", "zh-CN": "{token} 不是有效的数字"},
@@ -122,6 +147,27 @@ CATALOGUE: dict[str, dict[str, str]] = {
     # import
     "import.bad_source": {"en": "The file cannot be read: {detail}", "zh-CN": "无法读取文件：{detail}"},
     "import.bad_mapping": {"en": "The mapping file is invalid: {detail}", "zh-CN": "映射文件无效：{detail}"},
+    # outbox (engine.notify)
+    "outbox.http_status": {"en": "The receiver answered HTTP {status}", "zh-CN": "接收方返回 HTTP {status}"},
+    "outbox.redirect_refused": {"en": "The receiver answered with a redirect (HTTP {status}); redirects are not followed", "zh-CN": "接收方返回重定向（HTTP {status}）；不跟随重定向"},
+    "outbox.timeout": {"en": "The receiver did not answer within {seconds} seconds", "zh-CN": "接收方未在 {seconds} 秒内响应"},
+    "outbox.connection_failed": {"en": "The receiver could not be reached ({reason})", "zh-CN": "无法连接接收方（{reason}）"},
+    "outbox.dns_failed": {"en": "Host {host} could not be resolved", "zh-CN": "无法解析主机 {host}"},
+    "outbox.url_invalid": {"en": "The endpoint URL cannot be read", "zh-CN": "端点 URL 无法解析"},
+    "outbox.url_scheme": {"en": "Only http and https endpoints are allowed, not {scheme}", "zh-CN": "端点只允许 http 或 https，不允许 {scheme}"},
+    "outbox.url_credentials": {"en": "An endpoint URL may not contain a user name or password", "zh-CN": "端点 URL 不得包含用户名或密码"},
+    "outbox.host_not_allowed": {"en": "Host {host} is not on the outbound allow-list", "zh-CN": "主机 {host} 不在出站白名单中"},
+    "outbox.address_not_allowed": {"en": "Host {host} leads to address {address}, which outgoing requests may not reach", "zh-CN": "主机 {host} 指向地址 {address}，出站请求不允许访问该地址"},
+    "outbox.channel_not_configured": {"en": "Channel {channel} has no endpoint configured", "zh-CN": "通道 {channel} 未配置端点"},
+    "outbox.unknown_channel": {"en": "There is no channel named {channel}", "zh-CN": "不存在名为 {channel} 的通道"},
+    "outbox.bad_recipient": {"en": "The message has no usable recipient for channel {channel}", "zh-CN": "该消息没有可用于通道 {channel} 的接收人"},
+    "outbox.bad_payload": {"en": "The stored message is unusable ({reason})", "zh-CN": "存储的消息不可用（{reason}）"},
+    "outbox.unexpected": {"en": "Sending failed unexpectedly ({type}); see the worker log", "zh-CN": "发送意外失败（{type}），请查看 worker 日志"},
+    "outbox.no_subscriber": {"en": "No event webhook subscribes to {topic}; nothing was sent", "zh-CN": "没有事件 Webhook 订阅 {topic}，未发送"},
+    "outbox.bad_config": {"en": "Setting {setting} cannot be used: {reason}", "zh-CN": "配置项 {setting} 无法使用：{reason}"},
+    "outbox.not_found": {"en": "No outbox message with id {id}", "zh-CN": "不存在 id 为 {id} 的外发消息"},
+    "outbox.not_dead": {"en": "Message {id} is {status}; only dead letters can be retried", "zh-CN": "消息 {id} 当前为 {status} 状态；只有死信可以重试"},
+    "outbox.forbidden": {"en": "Dead letters need one of the roles {roles}", "zh-CN": "查看或重试死信需要以下角色之一：{roles}"},
 }
 
 
