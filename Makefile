@@ -71,7 +71,12 @@ test: $(STAMP)
 	done; \
 	[ $$sqlite_rc -eq 0 ] && [ $$pg_rc -eq 0 ]
 
-bench: $(STAMP)
+# The bench extra (SpiffWorkflow, the peer of benchmarks/workflow_vs_spiff.py) on top of the test install.
+$(VENV)/.bench-stamp: pyproject.toml $(STAMP)
+	$(VENV_PY) -m pip install --disable-pip-version-check -e '.[test,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-stamp
 	@if [ -f benchmarks/run_all.sh ]; then \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run_all.sh; \
 	else \

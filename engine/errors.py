@@ -11,6 +11,8 @@ rendered at the edge in the caller's language (en or zh-CN).
     └── Invalid                  422  carries a list of issues
         ├── ValidationFailed         a record breaks its form
         └── DefinitionInvalid        an uploaded definition breaks its meta-schema or semantics
+
+Outbox delivery adds its own branch (retryable vs permanent): see ``engine/notify/errors.py``.
 """
 from __future__ import annotations
 

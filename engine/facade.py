@@ -22,6 +22,7 @@ from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
 from engine.mergepatch import changed_fields, merge_patch
+from engine import notify
 from engine.reports import ReportMirror, run_report
 from engine.security import SYSTEM, Principal
 from engine.store import Database
@@ -71,6 +72,7 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.registry = DefinitionRegistry(self.db, self.clock)
         self.mirror = ReportMirror(self.db, self.registry.form_versions, clock=self.clock)
+        self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
 
     def migrate(self) -> None:
         """Create or upgrade the tables (Alembic)."""
@@ -557,6 +559,28 @@ class Engine:
                                     for issue in exc.issues]) from None
         except SourceError as exc:
             raise ValidationFailed([Issue("", "import.bad_source", {"detail": str(exc)})]) from None
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def _check_outbox_staff(self, actor: Principal) -> None:
+        roles = self.settings.outbox.staff_roles
+        if actor is not SYSTEM and not (actor.roles & roles):
+            raise Forbidden("outbox.forbidden", params={"roles": sorted(roles)})
+
+    def dead_letters(self, offset: int = 0, limit: int = 50, actor: Principal = SYSTEM,
+                     language: str = "en") -> dict[str, Any]:
+        """Messages that will not be sent again unless retried, newest first:
+        ``{items, total, offset, limit}``, each error as ``{code, message, params}``. Needs one of
+        ``settings.outbox.staff_roles`` (admin, operator)."""
+        self._check_outbox_staff(actor)
+        offset, limit = _paging(offset, limit, 500)
+        return notify.list_dead_letters(self.db, offset, limit, language)
+
+    def retry_dead_letter(self, message_id: int, actor: Principal = SYSTEM, language: str = "en") -> dict[str, Any]:
+        """Send a dead message back to the queue (pending, due now, attempts reset); audited.
+        Raises :class:`NotFound` or :class:`Conflict` (``outbox.not_dead``)."""
+        self._check_outbox_staff(actor)
+        return notify.retry_dead_letter(self.db, message_id, actor.id, self.clock.now(), language)
 
 
 _IMPORT_TYPES = {"string": "string", "integer": "integer", "decimal": "decimal", "number": "decimal",

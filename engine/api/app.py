@@ -12,6 +12,7 @@ from engine.api.context import language_of
 from engine.api.docs import mount_docs
 from engine.api.limits import BodySizeLimit, BodyTooLarge
 from engine.api.responses import ExactJSONResponse, error_body
+from engine.api.outbox_routes import router as outbox_router
 from engine.api.routes import router
 from engine.api.workflow_routes import router as workflow_router
 from engine.errors import EngineError
@@ -29,6 +30,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.include_router(workflow_router)  # first: its fixed paths win over /tasks/{id}/{action}
     app.include_router(router)
+    app.include_router(outbox_router)
     mount_docs(app)
 
     @app.exception_handler(EngineError)
