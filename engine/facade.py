@@ -485,7 +485,7 @@ class Engine:
 
         from engine.notify.delivery import deliver_due
 
-        return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit))
+        return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit, dispatcher=self.dispatcher))
 
     def instance(self, instance_id: str) -> dict[str, Any]:
         """An instance with its tasks and its full history, in order."""
