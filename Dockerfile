@@ -33,6 +33,12 @@ RUN groupadd --system --gid 10001 lowcode \
  && useradd --system --uid 10001 --gid lowcode --home-dir /var/lib/lowcode --create-home \
         --shell /usr/sbin/nologin lowcode
 
+# A system CJK font as well (the engine also brings Noto Sans CJK from PyPI): charts rendered to
+# PNG/SVG show Chinese titles and labels, offline.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels lowcode-engine
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from engine.notify.settings import OutboxSettings
+from engine.reports.settings import ReportSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lowcode.db"
 
@@ -21,6 +22,8 @@ class Settings:
     """Outbox delivery: endpoints, outbound allow-list, signing secret, retries (engine.notify)."""
     supervisor_roles: frozenset[str] = frozenset({"admin"})
     """Roles that may transfer any task and cancel any case."""
+    reports: ReportSettings = field(default_factory=ReportSettings)
+    """Report queries: DuckDB memory limit, threads and query timeout (engine.reports.settings)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -34,4 +37,5 @@ class Settings:
                 role.strip() for role in os.environ.get("LOWCODE_DEFINITION_ROLES", "admin,modeler").split(",") if role.strip()
             ),
             outbox=OutboxSettings.from_environ(os.environ),
+            reports=ReportSettings.from_environ(os.environ),
         )

@@ -24,6 +24,7 @@ from engine.jsoncodec import check_document, dumps, loads
 from engine.mergepatch import changed_fields, merge_patch
 from engine import notify
 from engine.reports import ReportMirror, run_report
+from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
 from engine.store import Database
 from engine.store import idempotency
@@ -71,7 +72,8 @@ class Engine:
         self.db = Database(database_url or self.settings.database_url)
         self.clock: Clock = clock or SystemClock()
         self.registry = DefinitionRegistry(self.db, self.clock)
-        self.mirror = ReportMirror(self.db, self.registry.form_versions, clock=self.clock)
+        self.mirror = ReportMirror(self.db, self.registry.form_versions, clock=self.clock,
+                                   settings=self.settings.reports)
         self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
 
     def migrate(self) -> None:
@@ -517,6 +519,17 @@ class Engine:
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
         return run_report(self.mirror, spec, params)
+
+    def export_report(self, key: str, format: str = "json", params: Mapping[str, str] | None = None, *,
+                      language: str = "en") -> ReportExport:
+        """The report's result as ``json``, ``csv``, ``xlsx``, ``vega`` (Vega-Lite), ``png`` or
+        ``svg``: bytes, media type and file name (engine.reports.exports). An unknown format is
+        refused (``report.unknown_format``, 400) before the query runs."""
+        name = check_format(format)
+        spec = self.registry.report(key)
+        if spec is None:
+            raise NotFound("report.not_found", params={"key": key})
+        return export_result(spec, self.run_report(key, params), name, language)
 
     def run_import(self, form_key: str, source_path: Path | str, mapping_path: Path | str | None = None,
                    progress: Callable[[Any], None] | None = None, actor: Principal = SYSTEM, *,

@@ -17,3 +17,14 @@ class ExactJSONResponse(JSONResponse):
 
 def error_body(path: str, code: str, message: str) -> dict[str, Any]:
     return {"errors": [{"path": path, "code": code, "message": message}]}
+
+
+def export_headers(export: Any) -> dict[str, str]:
+    """Headers of a report export (engine.reports.exports.ReportExport): spreadsheets download,
+    the rest may show inline; an SVG may run nothing."""
+    disposition = "attachment" if export.format in ("csv", "xlsx") else "inline"
+    headers = {"Content-Disposition": f'{disposition}; filename="{export.filename}"',
+               "X-Content-Type-Options": "nosniff"}
+    if export.format == "svg":
+        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return headers

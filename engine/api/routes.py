@@ -4,12 +4,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, json_body, language_of
-from engine.api.responses import ExactJSONResponse
+from engine.api.responses import ExactJSONResponse, export_headers
 from engine.errors import BadRequest, Issue, ValidationFailed, negotiate_language
+from engine.reports.exports import MEDIA_TYPES
 
 router = APIRouter(prefix="/api/v1", default_response_class=ExactJSONResponse)
 
@@ -129,9 +130,18 @@ def get_instance(request: Request, instance_id: str) -> ExactJSONResponse:
     return ExactJSONResponse(engine_of(request).instance(instance_id))
 
 
-@router.get("/reports/{key}", tags=["reports"])
-def get_report(request: Request, key: str) -> ExactJSONResponse:
-    return ExactJSONResponse(engine_of(request).run_report(key, dict(request.query_params)))
+_OUTPUT_PARAMS = {"format", "lang"}
+_REPORT_FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}}
+
+
+@router.get("/reports/{key}", tags=["reports"], response_class=Response, responses=_REPORT_FORMATS)
+def get_report(request: Request, key: str, format: str = "json", lang: str | None = None) -> Response:
+    """The result as json (default), csv, xlsx, vega, png or svg; other query parameters are the
+    report's own."""
+    params = {name: value for name, value in request.query_params.items() if name not in _OUTPUT_PARAMS}
+    language = negotiate_language(lang) if lang else language_of(request)
+    export = engine_of(request).export_report(key, format, params, language=language)
+    return Response(export.content, media_type=export.media_type, headers=export_headers(export))
 
 
 def _issue(path: str, code: str, params: dict[str, Any] | None = None) -> Issue:

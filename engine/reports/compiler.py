@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from engine.errors import DefinitionInvalid, Issue
 from engine.forms.spec import FormSpec
+from engine.reports.charts import check_chart, compile_chart
 from engine.reports._columns import (
     MAX_DECIMAL_DIGITS,
     MirrorColumn,
@@ -83,7 +84,7 @@ def check_report(
     form = form_for(form_key) if isinstance(form_key, str) else None
     if form is None:
         return [Issue("/source/form", "definition.unknown_form", {"form": form_key})]
-    return _Compilation(document, form).issues
+    return _Compilation(document, form).issues + check_chart(document)
 
 
 def compile_report(document: Mapping[str, Any], form: FormSpec, version: int) -> ReportSpec:
@@ -92,8 +93,8 @@ def compile_report(document: Mapping[str, Any], form: FormSpec, version: int) ->
     Raises :class:`DefinitionInvalid` with every issue if the document does not check.
     """
     compilation = _Compilation(document, form)
-    if compilation.issues:
-        raise DefinitionInvalid(compilation.issues)
+    if compilation.issues or check_chart(document):
+        raise DefinitionInvalid(compilation.issues + check_chart(document))
     limit = document.get("limit")
     return ReportSpec(
         key=document["key"],
@@ -108,6 +109,7 @@ def compile_report(document: Mapping[str, Any], form: FormSpec, version: int) ->
         limit=limit if isinstance(limit, int) and 0 < limit <= MAX_LIMIT else MAX_LIMIT,
         form_version=form.version,
         description=document.get("description"),
+        chart=compile_chart(document, form),
     )
 
 

@@ -28,6 +28,8 @@ from engine.reports._columns import (
     to_column_value,
     union_columns,
 )
+from engine.reports.safety import duckdb_config, guarded
+from engine.reports.settings import ReportSettings
 from engine.store.database import Database
 from engine.store.models import ChangeRow, RecordRow
 
@@ -43,19 +45,11 @@ FormVersions = Callable[[str], list[FormSpec]]
 """``forms(key)``: every compiled version of a form (empty when there is none)."""
 
 
-def connect_duckdb() -> duckdb.DuckDBPyConnection:
+def connect_duckdb(settings: ReportSettings | None = None) -> duckdb.DuckDBPyConnection:
     """A locked-down in-memory DuckDB: no file or network access, no extension installing or
-    loading, then the configuration is locked so that no statement can loosen it again."""
-    connection = duckdb.connect(
-        ":memory:",
-        config={
-            "enable_external_access": False,
-            "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False,
-            "allow_community_extensions": False,
-            "allow_unsigned_extensions": False,
-        },
-    )
+    loading, no Python replacement scans, bounded memory and threads (engine.reports.safety),
+    then the configuration is locked so that no statement can loosen it again."""
+    connection = duckdb.connect(":memory:", config=duckdb_config(settings or ReportSettings()))
     # TimeZone only exists once the (built-in) ICU extension is up, so it cannot go in the
     # connect config; it is pinned before the lock. Every query converts zones explicitly, UTC
     # just keeps anything implicit independent of the host's TZ.
@@ -115,6 +109,7 @@ class ReportMirror:
         clock: Clock | None = None,
         gap_grace: timedelta = DEFAULT_GAP_GRACE,
         batch_size: int = 1000,
+        settings: ReportSettings | None = None,
     ) -> None:
         self._database = database
         self._forms = forms
@@ -122,7 +117,8 @@ class ReportMirror:
         self._grace = gap_grace
         self._batch_size = batch_size
         self._lock = threading.RLock()
-        self._connection = connect_duckdb()
+        self._settings = settings or ReportSettings()
+        self._connection = connect_duckdb(self._settings)
         self._last_seq = 0
         self._gaps: list[Gap] = []
         self._tables: dict[str, tuple[MirrorColumn, ...]] = {}
@@ -204,7 +200,8 @@ class ReportMirror:
     def execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one SELECT built by the query compiler (identifiers quoted, values bound)."""
         with self._lock:
-            return self._connection.execute(sql, list(params)).fetchall()
+            return guarded(self._connection, self._settings,
+                           lambda: self._connection.execute(sql, list(params)).fetchall())
 
     # -- reading the OLTP store ---------------------------------------------------------------
 

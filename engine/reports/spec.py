@@ -119,6 +119,8 @@ class ReportSpec:
     form_version: int | None = None
     """The form version whose columns the report was checked against."""
     description: Any = None
+    chart: Any = None
+    """The compiled ``chart`` section (``engine.reports.charts.Chart``); None: the defaults."""
 
     def member_names(self) -> tuple[str, ...]:
         """Output column names, dimensions first, in definition order."""
