@@ -216,6 +216,8 @@ def vega_lite(spec: Any, result: Mapping[str, Any], language: str = "en") -> dic
                     entry["axis"] = {"labelAngle": 0}  # few labels: upright (Chinese reads badly turned)
         else:
             entry["type"] = "quantitative" if kind in _NUMERIC else "nominal"
+            if kind == "integer" and role == "measure" and chart.mark != "arc":
+                entry["axis"] = {"tickMinStep": 1}  # counts: no 0.2 steps
         return entry
 
     encoding: dict[str, Any] = {}
