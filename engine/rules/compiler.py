@@ -25,14 +25,16 @@ _ENGINE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET, "division_by_zer
 _SCOPED_OPERATORS = {"map", "filter", "reduce", "all", "some", "none"}
 
 # The operators an analyst may use: classic JSONLogic plus a few string and date helpers. The
-# native core has more (tensor builders, `now`, `throw`); those can allocate without bound, are
-# not deterministic, or read data in ways the static variable check cannot follow. `val` and
-# `exists` (the newer path accessors) are allowed with literal paths only, and without scope jumps
-# (see `_walk`); `throw`/`try` stay out: a rule either holds, or fails closed as RuleError.
+# native core has more (tensor builders, `now`, `try`, `preserve`); those can allocate without
+# bound, are not deterministic, catch errors, or read data in ways the static variable check
+# cannot follow. `val` and `exists` (the newer path accessors) are allowed with literal paths,
+# `val` with scope jumps that the check resolves (see `_walk_path`). `throw` (with a literal error
+# type) only makes the evaluation fail closed, as RuleError; `try` stays out, so no rule can turn
+# an error (a division by zero, a thrown error) into a value.
 ALLOWED_OPERATORS = frozenset(
     {
         "var", "val", "exists", "missing", "missing_some", "if", "?:", "??", "==", "===", "!=",
-        "!==", "!", "!!",
+        "!==", "!", "!!", "throw",
         "or", "and", ">", ">=", "<", "<=", "max", "min", "+", "-", "*", "/", "%", "abs", "ceil",
         "floor", "map", "filter", "reduce", "all", "none", "some", "merge", "in", "cat", "substr",
         "length", "lower", "upper", "trim", "starts_with", "ends_with", "date_diff", "datetime",
@@ -111,15 +113,22 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
     issues = _check_shape(rule, pointer)
     if issues:
         return None, issues
-    variables, var_issues = _collect_variables(rule, pointer)
+    folded, fold_issues = _fold_constant_names(rule, pointer)
+    if fold_issues:
+        return None, fold_issues
+    variables, var_issues = _collect_variables(folded, pointer)
     if var_issues:
         return None, var_issues
     try:
-        compiled = _ENGINE.compile(_native_json(_normalise(rule)))
+        compiled = _ENGINE.compile(_native_json(_normalise(folded)))
+        unseen = _reads_not_listed(compiled, variables)
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return None, [Issue(pointer, "definition.bad_rule", {"detail": _short(str(exc))})]
+    if unseen:
+        detail = f"the rule reads {unseen[0]!r} in a way the field check cannot follow"
+        return None, [Issue(pointer, "definition.bad_rule", {"detail": detail})]
     return CompiledRule(rule, tuple(variables), compiled, uses_only_exact_operators(rule)), []
 
 
@@ -150,7 +159,7 @@ def _check_shape(rule: Any, pointer: str) -> list[Issue]:
 def _collect_variables(rule: Any, pointer: str) -> tuple[list[VariableUse], list[Issue]]:
     found: list[VariableUse] = []
     issues: list[Issue] = []
-    for kind, name, where in _walk(rule, pointer, scoped=False):
+    for kind, name, where in _walk(rule, pointer, 0):
         if kind == "var":
             found.append(VariableUse(name, where))
         else:
@@ -158,10 +167,12 @@ def _collect_variables(rule: Any, pointer: str) -> tuple[list[VariableUse], list
     return found, issues
 
 
-def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+def _walk(node: Any, pointer: str, scope: int) -> Iterator[tuple[str, str, str]]:
+    """The record fields ``node`` reads, and what it may not do. ``scope`` counts the iterations
+    (`map`, `filter`, ...) whose per-item argument holds ``node``: 0 is the record itself."""
     if isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _walk(item, f"{pointer}/{index}", scoped)
+            yield from _walk(item, f"{pointer}/{index}", scope)
         return
     if not isinstance(node, dict) or len(node) != 1:
         return
@@ -170,11 +181,18 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
     if operator not in ALLOWED_OPERATORS:
         yield "error", f"unknown or disallowed operator {operator!r}", op_pointer
         return
+    if operator == "throw":
+        # The error type only: a thrown value ends up in error messages and logs, where record
+        # values have no business.
+        thrown = args[0] if isinstance(args, list) and len(args) == 1 else args
+        if not (isinstance(thrown, str) or args == []):
+            yield "error", "throw takes a literal error type (a string)", op_pointer
+        return
     if operator in ("missing", "missing_some"):
-        yield from _walk_missing(operator, args, op_pointer, scoped)
+        yield from _walk_missing(operator, args, op_pointer, scope)
         return
     if operator in ("val", "exists"):
-        yield from _walk_path(operator, args, op_pointer, scoped)
+        yield from _walk_path(operator, args, op_pointer, scope)
         return
     if operator == "var":
         # {"var": []} and {"var": ""} (and null) read the whole data: the record, or the item
@@ -182,20 +200,22 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
         name = (args[0] if args else "") if isinstance(args, list) else args
         name_pointer = f"{op_pointer}/0" if isinstance(args, list) else op_pointer
         if isinstance(args, list) and len(args) > 1:
-            yield from _walk(args[1], f"{op_pointer}/1", scoped)
+            yield from _walk(args[1], f"{op_pointer}/1", scope)
         if isinstance(name, (dict, list)):
             # A computed name is allowed only when every name it can yield is a literal in the
             # rule ({"var": {"if": [cond, "a.b", "a.c"]}}): each of them is checked like a
-            # literal name. Anything else (cat, arithmetic, ...) could read any field.
+            # literal name. A name computed from literals alone was folded into its value at
+            # upload (see _fold_constant_names). Anything else (cat or arithmetic over data)
+            # could read any field.
             choices = _name_choices(name)
             if choices is None:
                 yield "error", "a var name must be a literal string, or an if/?: choosing between literal strings", op_pointer
                 return
-            yield from _walk_conditions(name, name_pointer, scoped)
+            yield from _walk_conditions(name, name_pointer, scope)
             names = choices
         else:
             names = [name]
-        if scoped:
+        if scope:
             return
         for each in names:
             if isinstance(each, str) and each != "":
@@ -207,9 +227,9 @@ def _walk(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str
     for index, item in enumerate(arguments):
         # Only the second argument runs per item; reduce's initial value (the third) reads the
         # record like the array expression (the first) does.
-        inner_scoped = scoped or (operator in _SCOPED_OPERATORS and index == 1)
+        inner_scope = scope + 1 if operator in _SCOPED_OPERATORS and index == 1 else scope
         child_pointer = f"{op_pointer}/{index}" if isinstance(args, list) else op_pointer
-        yield from _walk(item, child_pointer, inner_scoped)
+        yield from _walk(item, child_pointer, inner_scope)
 
 
 def _branches(args: list[Any]) -> tuple[list[int], list[int]]:
@@ -237,19 +257,19 @@ def _name_choices(node: Any) -> list[Any] | None:
     return names
 
 
-def _walk_conditions(node: Any, pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+def _walk_conditions(node: Any, pointer: str, scope: int) -> Iterator[tuple[str, str, str]]:
     """The conditions of a computed var name (see :func:`_name_choices`) read data too."""
     if not isinstance(node, dict):
         return
     ((operator, args),) = node.items()
     conditions, results = _branches(args)
     for index in conditions:
-        yield from _walk(args[index], f"{pointer}/{escape(operator)}/{index}", scoped)
+        yield from _walk(args[index], f"{pointer}/{escape(operator)}/{index}", scope)
     for index in results:
-        yield from _walk_conditions(args[index], f"{pointer}/{escape(operator)}/{index}", scoped)
+        yield from _walk_conditions(args[index], f"{pointer}/{escape(operator)}/{index}", scope)
 
 
-def _walk_missing(operator: str, args: Any, op_pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+def _walk_missing(operator: str, args: Any, op_pointer: str, scope: int) -> Iterator[tuple[str, str, str]]:
     """`missing` / `missing_some` only test whether names are present. Literal names are
     listed like `var`s; a computed list of names (`{"missing": {"merge": [...]}}`, classic
     JSONLogic) is allowed, and the `var`s it reads are walked, but its names are not checked."""
@@ -257,32 +277,48 @@ def _walk_missing(operator: str, args: Any, op_pointer: str, scoped: bool) -> It
     names_pointer = op_pointer
     if operator == "missing_some" and isinstance(args, list):
         if args:
-            yield from _walk(args[0], f"{op_pointer}/0", scoped)
+            yield from _walk(args[0], f"{op_pointer}/0", scope)
         names = args[1] if len(args) > 1 else []
         names_pointer = f"{op_pointer}/1"
     if isinstance(names, dict):
-        yield from _walk(names, names_pointer, scoped)
+        yield from _walk(names, names_pointer, scope)
         return
     listed = isinstance(names, list)
     for index, name in enumerate(names if listed else [names]):
         where = f"{names_pointer}/{index}" if listed else names_pointer
         if isinstance(name, (dict, list)):
-            yield from _walk(name, where, scoped)
-        elif isinstance(name, str) and name != "" and not scoped:
+            yield from _walk(name, where, scope)
+        elif isinstance(name, str) and name != "" and not scope:
             yield "var", name, where
 
 
-def _walk_path(operator: str, args: Any, op_pointer: str, scoped: bool) -> Iterator[tuple[str, str, str]]:
+def _walk_path(operator: str, args: Any, op_pointer: str, scope: int) -> Iterator[tuple[str, str, str]]:
     """`val` / `exists` take a path as a list of keys (`{"val": ["owner", "name"]}`), where a
     key is taken literally (`"a.b"` is one key, unlike in `var`). Allowed with literal keys
-    only; keys holding a dot and scope jumps (`{"val": [[2], "x"]}`, which would let a rule
-    inside `map` read record fields the static check cannot see) are refused."""
+    only (a path computed from literals alone was folded at upload); an empty key or one
+    holding a dot is refused, since field names are dotted paths.
+
+    `val` may start with a scope jump `[n]`: inside iterations it reads the data
+    ``ceil(|n| / 2)`` iterations up, or the record when there are not that many; for an odd
+    ``n`` (or 0) a lone `"index"` / `"key"` is an iteration's position, not data. That is how the
+    native core resolves jumps (checked against its own read analysis, see
+    :func:`_reads_not_listed`), so a jump that lands on the record lists its path like a `var`
+    at the top level, and one that lands on an enclosing item reads no field."""
     keys = args if isinstance(args, list) else [args]
     if keys == [""] or keys == [None]:
         keys = []
+    levels: int | None = None
+    if operator == "val" and keys and isinstance(keys[0], list):
+        jump = keys[0]
+        if len(jump) != 1 or not _is_integer(jump[0]):
+            yield "error", "val: a scope jump is [n] with an integer n", op_pointer
+            return
+        levels = int(jump[0])
+        keys = keys[1:]
     for key in keys:
         if isinstance(key, list):
-            yield "error", f"{operator}: scope jumps ([n]) are not supported", op_pointer
+            where = "may only come first" if operator == "val" else "are not supported"
+            yield "error", f"{operator}: scope jumps ([n]) {where}", op_pointer
             return
         if isinstance(key, bool) or not isinstance(key, (str, int, Decimal)):
             yield "error", f"{operator}: a path must be a list of literal keys", op_pointer
@@ -293,19 +329,138 @@ def _walk_path(operator: str, args: Any, op_pointer: str, scoped: bool) -> Itera
         if isinstance(key, str) and ("." in key or key == ""):
             yield "error", f"{operator}: a key may not be empty or contain '.' (use var for dotted paths)", op_pointer
             return
-    if keys and not scoped:
-        yield "var", ".".join(str(key) for key in keys), op_pointer
+    if not keys:
+        return
+    if levels is None:
+        if scope:
+            return
+    else:
+        if len(keys) == 1 and keys[0] in ("index", "key") and (levels == 0 or levels % 2 == 1):
+            return  # the position of an iteration, not data
+        if scope - (abs(levels) + 1) // 2 > 0:
+            return  # an enclosing item, not the record
+    yield "var", ".".join(str(key) for key in keys), op_pointer
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, Decimal):
+        return value == value.to_integral_value()
+    return isinstance(value, int)
+
+
+# Operators that read the data; a name built without them is a constant.
+_READERS = frozenset({"var", "val", "exists", "missing", "missing_some"})
+
+
+def _fold_constant_names(rule: Any, pointer: str) -> tuple[Any, list[Issue]]:
+    """The rule with every computed `var`/`val`/`exists` name that reads no data
+    (`{"val": {"cat": ["te", "st"]}}`) replaced by its value (`"test"`), computed once here.
+    Such a name is as fixed as a literal, so the field check can see it. A name that reads data
+    is left as it is (and refused by the walk unless it is an if/?: over literals)."""
+    issues: list[Issue] = []
+
+    def fold(node: Any, where: str) -> Any:
+        if isinstance(node, list):
+            return [fold(item, f"{where}/{index}") for index, item in enumerate(node)]
+        if not isinstance(node, dict) or len(node) != 1:
+            return node
+        ((operator, args),) = node.items()
+        op_pointer = f"{where}/{escape(operator)}"
+        listed = isinstance(args, list)
+        if operator == "var" and _name_choices(args[0] if listed and args else args) is None:
+            if listed and args:
+                rest = [fold(item, f"{op_pointer}/{index}") for index, item in enumerate(args[1:], 1)]
+                return {operator: [constant(args[0], f"{op_pointer}/0", path=False), *rest]}
+            return {operator: constant(args, op_pointer, path=False)}
+        if operator in ("val", "exists"):
+            if isinstance(args, dict):
+                value = constant(args, op_pointer, path=True)
+                return {operator: value if isinstance(value, (list, dict)) else [value]}
+            if listed:
+                return {operator: [constant(item, f"{op_pointer}/{index}", path=False)
+                                   if isinstance(item, dict) else item for index, item in enumerate(args)]}
+            return node
+        if listed:
+            return {operator: [fold(item, f"{op_pointer}/{index}") for index, item in enumerate(args)]}
+        return {operator: fold(args, op_pointer)}
+
+    def constant(node: Any, where: str, path: bool) -> Any:
+        if not isinstance(node, dict) or not _reads_nothing(node):
+            return fold(node, where)
+        try:
+            value = _from_native(_ENGINE.compile(_native_json(_normalise(node))).evaluate(None))
+        except BaseException as exc:  # noqa: BLE001 - the native core may raise anything
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            detail = _short(f"a computed name fails: {exc}")
+            issues.append(Issue(where, "definition.bad_rule", {"detail": detail}))
+            return node
+        if _is_name(value) or (path and isinstance(value, list) and all(map(_is_name, value))):
+            return value
+        detail = "a computed name must be a string or an integer"
+        issues.append(Issue(where, "definition.bad_rule", {"detail": detail}))
+        return node
+
+    folded = fold(rule, pointer)
+    return folded, issues
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _reads_nothing(node: Any) -> bool:
+    """Built only from allowed operators, none of which reads data."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if len(item) != 1:
+                return False
+            ((operator, args),) = item.items()
+            if operator not in ALLOWED_OPERATORS or operator in _READERS:
+                return False
+            stack.append(args)
+    return True
+
+
+def _reads_not_listed(compiled: Any, variables: list[VariableUse]) -> list[str]:
+    """Record fields the native core's own read analysis finds and the walk did not list. The
+    walk is meant to be complete; this catches any disagreement on how a path is resolved (scope
+    jumps above all) before a rule that reads an unchecked field is accepted."""
+    facts = compiled.facts()
+    if not facts.get("reads_complete"):
+        return []  # a computed name (if/?: over literals, a computed missing list): walked above
+    listed = {use.name for use in variables}
+    # [] and [""] are the whole data (`{"var": ""}`, `{"val": []}`, `{"exists": ""}`): no field
+    names = (".".join(str(key) for key in path) for path in facts.get("reads", []))
+    return [name for name in names if name and name not in listed]
 
 
 def _normalise(rule: Any) -> Any:
-    """`{"and": []}` and `{"or": []}` are `false` (the core answers null; both are falsy, but a
-    computed field must not turn into "absent")."""
+    """What the native core runs, where it would answer differently than the engine means:
+
+    - `{"and": []}` and `{"or": []}` are `false` (the core answers null; both are falsy, but a
+      computed field must not turn into "absent");
+    - `map`/`filter`/`reduce`/`all`/`some`/`none` over a literal that is not an array
+      (`{"map": [null, ...]}`), and `map`/`filter` with a literal `null` in place of the
+      per-item rule, are invalid arguments: they fail (throw) when evaluated. The core would
+      iterate over `[literal]` (or over nothing)."""
     if isinstance(rule, list):
         return [_normalise(item) for item in rule]
     if isinstance(rule, dict) and len(rule) == 1:
         ((operator, args),) = rule.items()
         if operator in ("and", "or") and args == []:
             return False
+        if operator in _SCOPED_OPERATORS and isinstance(args, list) and args:
+            not_an_array = args[0] is None or isinstance(args[0], (bool, int, float, Decimal, str))
+            no_rule = operator in ("map", "filter") and len(args) > 1 and args[1] is None
+            if not_an_array or no_rule:
+                return {"throw": "Invalid Arguments"}
         return {operator: _normalise(args)}
     return rule
 

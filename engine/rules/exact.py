@@ -52,11 +52,14 @@ def _truthy(value: Any) -> bool:
 
 def _var(args: list[Any], data: Any, run: Callable[[Any], Any]) -> Any:
     name = run(args[0]) if args else None
-    default = run(args[1]) if len(args) > 1 else None
     if name is None or name == "":
         return data
     if not isinstance(name, (str, int)) or isinstance(name, bool):
         raise NotExact()
+
+    def default() -> Any:  # evaluated only when needed, as in the native evaluator
+        return run(args[1]) if len(args) > 1 else None
+
     node: Any = data
     for part in str(name).split("."):
         if isinstance(node, Mapping) and part in node:
@@ -64,8 +67,11 @@ def _var(args: list[Any], data: Any, run: Callable[[Any], Any]) -> Any:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return default
-    return default if node is None and default is not None else node
+            return default()
+    if node is None:
+        fallback = default()
+        return node if fallback is None else fallback
+    return node
 
 
 def _loose_equal(a: Any, b: Any) -> bool:
@@ -94,11 +100,19 @@ def _strict_equal(a: Any, b: Any) -> bool:
     raise NotExact()
 
 
-def _compare(args: list[Any], test: Callable[[Decimal, Decimal], bool]) -> bool:
+def _compare(args: list[Any], test: Callable[[Decimal, Decimal], bool],
+             run: Callable[[Any], Any]) -> bool:
+    """A chain (`{"<": [a, b, c]}` is a < b < c), decided left to right: the arguments past the
+    first comparison that fails are not evaluated, as in the native evaluator."""
     if len(args) not in (2, 3):
         raise NotExact()
-    numbers = [_number(arg) for arg in args]
-    return all(test(numbers[i], numbers[i + 1]) for i in range(len(numbers) - 1))
+    left = _number(run(args[0]))
+    for arg in args[1:]:
+        right = _number(run(arg))
+        if not test(left, right):
+            return False
+        left = right
+    return True
 
 
 def _arithmetic(operator: str, args: list[Any]) -> Decimal | int:
@@ -147,9 +161,10 @@ def _arithmetic(operator: str, args: list[Any]) -> Decimal | int:
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "min", "max", "abs", "ceil", "floor"})
 _COMPARISONS: dict[str, Callable[[Decimal, Decimal], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
-EXACT_OPERATORS = frozenset({"var", "if", "?:", "and", "or", "!", "!!", "==", "!=", "===", "!=="}
-                            | _ARITHMETIC | set(_COMPARISONS))
-"""Rules built only from these operators are evaluated with decimals."""
+EXACT_OPERATORS = frozenset({"var", "if", "?:", "and", "or", "!", "!!", "==", "!=", "===", "!==",
+                             "throw"} | _ARITHMETIC | set(_COMPARISONS))
+"""Rules built only from these operators are evaluated with decimals. A `throw` that is reached
+hands the evaluation to the native evaluator, which raises it (the rule fails closed)."""
 
 
 def uses_only_exact_operators(rule: Any) -> bool:
@@ -202,17 +217,17 @@ def evaluate_exact(rule: Any, data: Any) -> Any:
             return not _truthy(run(args[0] if args else None))
         if operator == "!!":
             return _truthy(run(args[0] if args else None))
+        if operator == "throw":
+            raise NotExact()  # the native evaluator raises it, with its message
+        if operator in _COMPARISONS:
+            return _compare(args, _COMPARISONS[operator], run)
+        if operator in ("==", "!=", "===", "!==") and len(args) != 2:
+            raise NotExact()  # before evaluating: the native chain is lazy past a mismatch
         values = [run(arg) for arg in args]
         if operator in ("==", "!="):
-            if len(values) != 2:
-                raise NotExact()
             return _loose_equal(*values) == (operator == "==")
         if operator in ("===", "!=="):
-            if len(values) != 2:
-                raise NotExact()
             return _strict_equal(*values) == (operator == "===")
-        if operator in _COMPARISONS:
-            return _compare(values, _COMPARISONS[operator])
         return _arithmetic(operator, values)
 
     return run(rule)

@@ -39,7 +39,8 @@ def test_whole_data_and_computed_names() -> None:
     rule = {"var": [{"?:": [{"<": [{"var": "temp"}, 110]}, "pie.filling", "pie.eta"]}]}
     assert _names(rule) == ["temp", "pie.filling", "pie.eta"]
     assert _compile(rule).evaluate({"temp": 100, "pie": {"filling": "apple"}}) == "apple"
-    assert "literal" in _refusal({"var": {"cat": ["a", "b"]}})
+    assert "literal" in _refusal({"var": {"cat": ["a", {"var": "b"}]}})
+    assert _names({"var": {"cat": ["a", "b"]}}) == ["ab"]  # from literals alone: folded at upload
     assert "literal" in _refusal({"var": {"if": [{"var": "x"}, "a"]}})  # no else: could be null
 
 
@@ -54,8 +55,11 @@ def test_every_read_of_the_record_is_listed() -> None:
 
 
 def test_val_refusals_keep_the_static_check_honest() -> None:
-    assert "scope" in _refusal({"map": [{"var": "rows"}, {"val": [[2], "salary"]}]})
+    assert _names({"map": [{"var": "rows"}, {"val": [[2], "salary"]}]}) == ["rows", "salary"]
+    assert _names({"map": [{"var": "rows"}, {"map": [{"val": "xs"}, {"val": [[2], "salary"]}]}]}) == ["rows"]
+    assert "scope" in _refusal({"exists": [[2], "salary"]})
     assert "'.'" in _refusal({"val": "a.b"})
+    assert "'.'" in _refusal({"map": [{"var": "rows"}, {"val": [[2], "a.b"]}]})
 
 
 def test_numbers_the_native_core_mishandles_fail_closed_or_work() -> None:

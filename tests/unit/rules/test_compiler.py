@@ -40,8 +40,66 @@ def test_too_deep_rule_is_refused_before_the_native_engine_sees_it() -> None:
 
 
 def test_computed_name_for_var_is_refused() -> None:
-    _, issues = compile_rule({"var": {"cat": ["a", "b"]}}, "/r")
+    _, issues = compile_rule({"var": {"cat": ["a", {"var": "b"}]}}, "/r")
     assert issues and issues[0].code == "definition.bad_rule"
+
+
+def test_a_name_computed_from_literals_alone_is_folded_and_checked() -> None:
+    rule, issues = compile_rule({"+": [{"var": {"cat": ["am", "ount"]}}, {"val": {"cat": ["fe", "e"]}}]}, "/r")
+    assert issues == [] and rule is not None
+    assert [(use.name, use.pointer) for use in rule.variables] == [("amount", "/r/+/0/var"), ("fee", "/r/+/1/val")]
+    assert rule.evaluate({"amount": 2, "fee": 1}) == 3
+    _, issues = compile_rule({"val": {"cat": ["a", ".b"]}}, "/r")  # folds to a dotted key: refused
+    assert issues and "'.'" in issues[0].params["detail"]
+    _, issues = compile_rule({"var": {"/": [1, 0]}}, "/r")  # a name that fails is refused
+    assert issues and issues[0].code == "definition.bad_rule"
+
+
+def test_throw_fails_closed_and_is_lazy() -> None:
+    from engine.rules import RuleError
+
+    rule, issues = compile_rule({"if": [{">": [{"var": "a"}, 10]}, {"throw": "too_big"}, {"*": [{"var": "a"}, 2]}]}, "")
+    assert issues == [] and rule is not None and rule.exact  # still decided with decimals
+    assert rule.evaluate({"a": Decimal("0.1")}) == Decimal("0.2")
+    with pytest.raises(RuleError, match="too_big"):
+        rule.evaluate({"a": 11})
+    lazy, _ = compile_rule({"<": [{"var": "a"}, 2, {"throw": "not_lazy"}]}, "")
+    assert lazy is not None and lazy.evaluate({"a": 3}) is False
+    _, issues = compile_rule({"throw": {"var": "a"}}, "/r")  # a record value would reach the logs
+    assert issues and issues[0].path == "/r/throw"
+
+
+def test_a_literal_that_is_not_an_array_cannot_be_iterated() -> None:
+    from engine.rules import RuleError
+
+    for rule in ({"all": [None, {"var": ""}]}, {"map": [5, {"var": ""}]}, {"map": [{"var": "xs"}, None]}):
+        compiled, issues = compile_rule(rule, "")
+        assert issues == [] and compiled is not None
+        with pytest.raises(RuleError):
+            compiled.evaluate({"xs": [1]})
+    # a missing (optional) array is an empty one
+    missing, _ = compile_rule({"none": [{"var": "xs"}, {"<": [{"var": ""}, 0]}]}, "")
+    assert missing is not None and missing.evaluate({}) is True
+
+
+def test_scope_jumps_that_reach_the_record_are_listed() -> None:
+    rule, issues = compile_rule(
+        {"filter": [{"var": "rows"}, {"and": [{">=": [{"val": "amount"}, {"val": [[2], "floor"]}]},
+                                            {"<": [{"val": [[1], "index"]}, 3]},
+                                            {"all": [{"val": "tags"}, {"!=": [{"val": []}, {"val": [[2], "label"]}]}]},
+                                            {"all": [{"val": "tags"}, {"!=": [{"val": []}, {"val": [[4], "banned"]}]}]}]}]},
+        "")
+    assert issues == [] and rule is not None
+    # [[2], "floor"] from one iteration in and [[4], "banned"] from two are record fields;
+    # [[2], "label"] from two iterations in is a field of the row; [[1], "index"] is a position
+    assert [use.name for use in rule.variables] == ["rows", "floor", "banned"]
+    rows = [{"amount": 5, "tags": ["a"], "label": "b"}, {"amount": 1, "tags": ["x"], "label": "y"},
+            {"amount": 7, "tags": ["z"], "label": "z"}, {"amount": 9, "tags": [], "label": ""}]
+    assert rule.evaluate({"rows": rows, "floor": 2, "banned": "q"}) == [rows[0]]
+    _, issues = compile_rule({"val": [[1.5], "x"]}, "/r")
+    assert issues and "integer" in issues[0].params["detail"]
+    _, issues = compile_rule({"exists": [[1], "x"]}, "/r")
+    assert issues and "scope" in issues[0].params["detail"]
 
 
 def test_budget_exhaustion_fails_closed() -> None:
