@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import Conflict
+from engine.errors import Conflict, ValidationFailed
 from engine.reports import run_report
 
 
@@ -475,11 +475,16 @@ def test_a_report_sees_writes_committed_before_it_runs(forms, writer, mirror, re
     assert run_report(mirror, spec)["rows"] == [[1]]
 
 
-def test_query_parameters_are_ignored_for_now(forms, writer, mirror, report):
+def test_reserved_query_names_are_not_parameters_but_unknown_names_are_refused(
+    forms, writer, mirror, report
+):
     form = forms.add("visit", [("customer", "string")])
     writer.add("visit", {"customer": "a"})
 
-    assert run_report(mirror, report(form), {"lang": "en", "x": "1"})["rows"] == [[1]]
+    assert run_report(mirror, report(form), {"lang": "en", "format": "csv"})["rows"] == [[1]]
+    with pytest.raises(ValidationFailed) as raised:
+        run_report(mirror, report(form), {"lang": "en", "x": "1"})
+    assert [(i.path, i.code) for i in raised.value.issues] == [("x", "report.unknown_parameter")]
 
 
 def test_a_report_over_a_field_whose_type_changed_is_stale(forms, writer, mirror, report):
