@@ -2,6 +2,7 @@
 PostgreSQL database named by ``LOWCODE_TEST_DATABASE_URL`` (emptied before each test)."""
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,53 @@ from engine.store.models import Base
 REPO = Path(__file__).resolve().parents[1]
 BANK = REPO / "examples" / "bank"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _private_postgres(url: str) -> str:
+    """A database of this test run's own beside the one named by the URL (``<name>_t<pid>``),
+    so that runs at the same time on one server (two checkouts, CI beside a developer) never
+    empty each other's tables. Databases of runs that are no longer alive are dropped first.
+    Falls back to the named database when the role may not create databases."""
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    private = f"{base.database}_t{os.getpid()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            names = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                                       {"p": f"{base.database}_t%"}).scalars().all()
+            for name in names:
+                pid = name.rsplit("_t", 1)[-1]
+                if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if private not in names:
+                connection.execute(text(f'CREATE DATABASE "{private}"'))
+    except Exception as exc:  # noqa: BLE001 - no CREATEDB right: share the named database
+        print(f"tests: using {base.database} itself ({type(exc).__name__}: cannot create a private database)")
+        return url
+    finally:
+        admin.dispose()
+
+    def drop() -> None:
+        engine = create_engine(base, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{private}" WITH (FORCE)'))
+        except Exception:  # noqa: BLE001 - best effort; the next run drops it
+            pass
+        finally:
+            engine.dispose()
+
+    atexit.register(drop)
+    return base.set(database=private).render_as_string(hide_password=False)
+
+
+if os.environ.get("LOWCODE_TEST_DATABASE_URL") and not os.environ.get("LOWCODE_TEST_DATABASE_PRIVATE"):
+    # Rewritten before any other conftest or test module reads it; once per run (this module can
+    # be imported twice, as ``conftest`` and as ``tests.conftest``; child processes inherit both).
+    os.environ["LOWCODE_TEST_DATABASE_URL"] = _private_postgres(os.environ["LOWCODE_TEST_DATABASE_URL"])
+    os.environ["LOWCODE_TEST_DATABASE_PRIVATE"] = "1"
 PG_URL = os.environ.get("LOWCODE_TEST_DATABASE_URL")
 
 _pg_migrated = False
