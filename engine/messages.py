@@ -120,6 +120,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "record.enum": {"en": "Must be one of: {allowed}", "zh-CN": "必须是以下取值之一：{allowed}"},
     "record.const": {"en": "Must equal the fixed value", "zh-CN": "必须等于固定值"},
     "record.additional_properties": {"en": "Unknown field", "zh-CN": "未知字段"},
+    "record.decimal_too_large": {"en": "At most {digits} digits are allowed before the decimal point", "zh-CN": "整数部分最多允许 {digits} 位"},
     "record.scale": {"en": "At most {scale} decimal places are allowed", "zh-CN": "最多允许 {scale} 位小数"},
     "record.multiple_of": {"en": "Must be a multiple of {limit}", "zh-CN": "必须是 {limit} 的倍数"},
     "record.min_items": {"en": "Needs at least {limit} items", "zh-CN": "至少需要 {limit} 项"},

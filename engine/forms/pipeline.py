@@ -8,7 +8,7 @@ one transaction).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any, Iterator, Mapping
 
 from engine.errors import Issue
@@ -93,8 +93,12 @@ def compute(spec: FormSpec, data: Mapping[str, Any]) -> tuple[dict[str, Any], li
         except RuleError:
             issues.append(Issue(f"/{field.name}", "record.compute_error", {"field": field.name}))
             continue
-        value = _round(value, field.scale, field.rounding)
-        if value is not None:
+        try:
+            value = _round(value, field.scale, field.rounding)
+        except InvalidOperation:  # never silently absent: a value that cannot be stored is an error
+            issues.append(Issue(f"/{field.name}", "record.compute_error", {"field": field.name}))
+            continue
+        if value is not None:  # a rule that yields null leaves the field empty
             result[field.name] = value
     return result, issues
 
@@ -104,10 +108,9 @@ def _round(value: Any, scale: int | None, rounding: str) -> Any:
         return value
     if scale is None:
         return value
-    try:
+    with localcontext() as context:  # the default 28 digits would refuse amounts the request allows
+        context.prec = 120
         rounded = Decimal(value).quantize(Decimal(1).scaleb(-scale), rounding=_ROUNDING[rounding])
-    except InvalidOperation:
-        return None
     return int(rounded) if scale == 0 else rounded
 
 
@@ -170,15 +173,25 @@ _LIMIT_CODES = {
 }
 
 
+# Exact decimals are stored and reported as DECIMAL(38, scale) (the widest exact type of DuckDB,
+# and what every report over the field sums in): a value with more integer digits is refused at
+# the door rather than dropped from a report later.
+MAX_DECIMAL_DIGITS = 38
+
+
 def _scale_issues(decimals: tuple[DecimalField, ...], data: Mapping[str, Any]) -> Iterator[Issue]:
     for field in decimals:
         for pointer, value in _values_at(data, field.pointer_parts, ""):
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = Decimal(value)
             if isinstance(value, Decimal) and value.is_finite():
                 exponent = value.as_tuple().exponent
                 if isinstance(exponent, int) and exponent < -field.scale and value != value.quantize(
                     Decimal(1).scaleb(-field.scale), rounding=ROUND_DOWN
                 ):
                     yield Issue(pointer, "record.scale", {"scale": field.scale})
+                elif value.adjusted() >= MAX_DECIMAL_DIGITS - field.scale:
+                    yield Issue(pointer, "record.decimal_too_large", {"digits": MAX_DECIMAL_DIGITS - field.scale})
 
 
 def _values_at(node: Any, parts: tuple[str, ...], pointer: str) -> Iterator[tuple[str, Any]]:

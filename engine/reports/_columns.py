@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from engine.forms.spec import ColumnSpec, ColumnType, FormSpec
@@ -176,7 +176,9 @@ def _to_decimal_text(value: Any, column: MirrorColumn) -> str | None:
     if number is None:
         return None
     scale = decimal_scale(column.scale)
-    number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    with localcontext() as context:  # the default 28 digits cannot quantize DECIMAL(38, s) values
+        context.prec = 120
+        number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
     if len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:
         return None
     return format(number, "f")

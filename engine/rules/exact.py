@@ -14,9 +14,13 @@ import decimal
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-# 34 significant digits (IEEE 754 decimal128): enough for any ratio that is rounded to a
-# declared scale afterwards.
-_CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[
+# Sums, differences and products: 100 significant digits, so that they are exact for the numbers
+# of at most 40 digits a request may hold (decimal128's 34 would round the difference of two
+# 40-digit amounts). Quotients: 34 significant digits (IEEE 754 decimal128), enough for any ratio
+# that is rounded to a declared scale afterwards, and short enough to store.
+_CONTEXT = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_EVEN, traps=[
+    decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
+_QUOTIENT_CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[
     decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 
 
@@ -138,7 +142,7 @@ def _arithmetic(operator: str, args: list[Any]) -> Decimal | int:
         if operator == "/":
             if len(args) != 2:
                 raise NotExact()
-            return _result(_CONTEXT.divide(_number(args[0]), _number(args[1])))
+            return _result(_QUOTIENT_CONTEXT.divide(_number(args[0]), _number(args[1])))
         if operator == "%":
             if len(args) != 2:
                 raise NotExact()

@@ -76,3 +76,45 @@ def test_reference_to_an_unknown_form_is_refused() -> None:
     document = {**BALANCE_SHEET, "refs": {"equity": {"form": "ledger"}}}
     _, issues = compile_form(document, 1, lambda key: False)
     assert [(i.path, i.code) for i in issues] == [("/refs/equity/form", "definition.unknown_form")]
+
+
+def test_amounts_of_up_to_forty_digits_compute_exactly() -> None:
+    # 36 integer digits at scale 2 is the widest a DECIMAL(38, 2) holds; the computation is exact
+    # past decimal128's 34 digits and past Python's default 28.
+    data, issues = compute(_spec_or_fail(), {"total_assets": Decimal("123456789012345678901234567890123456.78"),
+                                             "total_liabilities": Decimal("0.01"), "headcount": 1,
+                                             "owners": [{"name": "A", "share": 1}]})
+    assert issues == []
+    assert data["equity"] == Decimal("123456789012345678901234567890123456.77")
+    assert validate(_spec_or_fail(), data) == []
+
+
+def test_a_computed_value_too_large_to_round_is_an_error_not_absent() -> None:
+    form = {"kind": "form", "key": "big", "title": "Big",
+            "schema": {"type": "object", "properties": {
+                "a": {"type": "number"}, "b": {"type": "number", "x-decimal": {"scale": 2}}}},
+            "computed": {"b": {"rule": {"*": [{"var": "a"}, {"var": "a"}, {"var": "a"}]}}}}
+    compiled, problems = compile_form(form, 1, lambda key: False)
+    assert problems == [] and compiled is not None
+    data, issues = compute(compiled, {"a": Decimal("1e40")})  # 1e120: no context quantizes it
+    assert "b" not in data
+    assert [(issue.path, issue.code) for issue in issues] == [("/b", "record.compute_error")]
+
+
+@pytest.mark.parametrize(("value", "refused"), [
+    (Decimal("999999999999999999999999999999999999.99"), False),  # 36 integer digits
+    (Decimal("1000000000000000000000000000000000000"), True),      # 37
+    (10 ** 36, True),                                                # an integer JSON number too
+    (Decimal("-1000000000000000000000000000000000000.5"), True),
+])
+def test_a_decimal_wider_than_its_stored_type_is_refused(value: Any, refused: bool) -> None:
+    issues = validate(_spec_or_fail(), {"equity": value, "owners": [{"name": "A", "share": 1}]})
+    codes = [(issue.path, issue.code, issue.params) for issue in issues]
+    expected = [("/equity", "record.decimal_too_large", {"digits": 36})] if refused else []
+    assert codes == expected
+
+
+def _spec_or_fail() -> FormSpec:
+    compiled, issues = compile_form(BALANCE_SHEET, 1, lambda key: False)
+    assert issues == [] and compiled is not None
+    return compiled

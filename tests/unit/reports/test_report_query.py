@@ -495,3 +495,17 @@ def test_a_report_over_a_field_whose_type_changed_is_stale(forms, writer, mirror
     with pytest.raises(Conflict) as raised:
         run_report(mirror, spec)
     assert raised.value.code == "report.stale"
+
+
+def test_sums_of_the_widest_storable_amounts_are_exact(forms, writer, mirror, report):
+    # Values past Python's default 28-digit context still land in DECIMAL(38, 2) unchanged, so a
+    # sum never silently leaves a row out.
+    form = forms.add("payment", [("amount", "decimal", 2)])
+    writer.add("payment", {"amount": Decimal("1e30")})
+    writer.add("payment", {"amount": Decimal("123456789012345678901234567890123.45")})
+    writer.add("payment", {"amount": Decimal("0.01")})
+    totals = report(form, measures=[{"name": "rows", "agg": "count"},
+                                    {"name": "filled", "agg": "count", "field": "amount"},
+                                    {"name": "total", "agg": "sum", "field": "amount"}])
+
+    assert run_report(mirror, totals)["rows"] == [[3, 3, Decimal("124456789012345678901234567890123.46")]]
