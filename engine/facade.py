@@ -20,7 +20,7 @@ from engine.errors import PreconditionFailed, PreconditionRequired
 from engine.forms.bulk import prepare_submission
 from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
-from engine.jsoncodec import check_document, dumps, loads
+from engine.jsoncodec import MAX_DEPTH, check_document, check_text, dumps, loads
 from engine.mergepatch import changed_fields, merge_patch
 from engine import notify
 from engine.reports import ReportMirror, run_report
@@ -342,75 +342,98 @@ class Engine:
         other raises :class:`Conflict` (409). With an ``idempotency_key`` a retry of the same
         action by the same actor returns the instance as the first call left it and does
         nothing more."""
+        _storable(comment, "/comment")
         claim = None
         if idempotency_key is not None:
             claim = idempotency.claim(idempotency_key, actor.id, f"task:{task_id}", {"action": action, "comment": comment})
             with self.db.read() as session:
-                earlier = idempotency.replayed_record(session, claim)
-            if earlier is not None:
-                return self.instance(earlier)
+                earlier = idempotency.earlier(session, claim)
+                if earlier is not None:
+                    return self._replay(session, earlier, actor)
         try:
-            return self._operate(task_id=task_id, claim=claim,
+            return self._operate(task_id=task_id, claim=claim, actor=actor,
                                  operation=lambda runner, instance, task, data: runner.act(instance, task, action, actor, comment, data))
         except IntegrityError:
             if claim is None:
                 raise
             with self.db.read() as session:
-                earlier = idempotency.replayed_record(session, claim)
-            if earlier is None:
-                raise
-            return self.instance(earlier)
+                earlier = idempotency.earlier(session, claim)
+                if earlier is None:
+                    raise
+                return self._replay(session, earlier, actor)
 
     def claim_task(self, task_id: str, actor: Principal) -> dict[str, Any]:
         """Take a task offered to a role (a candidate group): from now on only ``actor`` may act."""
-        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data: runner.claim(instance, task, actor))
+        return self._operate(task_id=task_id, actor=actor,
+                             operation=lambda runner, instance, task, data: runner.claim(instance, task, actor))
 
     def transfer_task(self, task_id: str, to_user: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Hand an open task to another person (its assignee, or a supervisor, may)."""
-        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data:
+        _storable(to_user, "/to")
+        _storable(comment, "/comment")
+        return self._operate(task_id=task_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.transfer(instance, task, to_user, actor, comment, data))
 
     def add_approver(self, task_id: str, user: str, mode: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Add ``user`` to the step ``before``, ``after`` or in ``parallel`` with this task."""
-        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data:
+        _storable(user, "/user")
+        _storable(mode, "/mode")
+        _storable(comment, "/comment")
+        return self._operate(task_id=task_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.add_approver(instance, task, user, mode, actor, comment, data))
 
     def send_back(self, task_id: str, to_state: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Return the case to an earlier human step (bounded by the process's ``max_send_backs``)."""
-        return self._operate(task_id=task_id, operation=lambda runner, instance, task, data:
+        _storable(to_state, "/to")
+        _storable(comment, "/comment")
+        return self._operate(task_id=task_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.send_back(instance, task, to_state, actor, comment, data))
 
     def withdraw(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
         """The applicant takes the request back; 409 once anybody has decided on it."""
-        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+        _storable(reason, "/comment")
+        return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.withdraw(instance, actor, reason, data))
 
     def cancel_instance(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
         """Stop a case (supervisors): open tasks are cancelled and no timer fires afterwards."""
-        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+        _storable(reason, "/comment")
+        return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.cancel(instance, actor, reason, data))
 
     def urge(self, instance_id: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Remind the current assignees (the applicant or staff; at most once an hour)."""
-        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+        _storable(comment, "/comment")
+        return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.urge(instance, actor, comment, data))
 
     def cc(self, instance_id: str, users: list[str], actor: Principal, comment: str | None = None) -> dict[str, Any]:
-        """Send a copy of the case to ``users`` (staff only); they may then read its history."""
-        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+        """Send a copy of the case to ``users`` (staff of the case); they may then read its history."""
+        if not isinstance(users, (list, tuple)):
+            raise BadRequest("request.bad_parameter", path="/users", params={"name": "users", "reason": "1 to 50 user ids"})
+        for index, user in enumerate(users):
+            _storable(user, f"/users/{index}")
+        _storable(comment, "/comment")
+        return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.cc(instance, users, actor, comment, data))
 
     def comment(self, instance_id: str, text: str, actor: Principal, *, internal: bool = False) -> dict[str, Any]:
         """Add a comment to the case; ``internal`` ones are never shown to the applicant."""
         if not isinstance(text, str) or not 1 <= len(text.strip()) <= 4000:
-            raise BadRequest("request.bad_parameter", path="text", params={"name": "text", "reason": "1 to 4000 characters"})
-        return self._operate(instance_id=instance_id, operation=lambda runner, instance, task, data:
+            raise BadRequest("request.bad_parameter", path="/text", params={"name": "text", "reason": "1 to 4000 characters"})
+        _storable(text, "/text")
+        return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.comment(instance, actor, text, internal))
 
-    def _operate(self, *, operation: Callable[..., Any], task_id: str | None = None, instance_id: str | None = None,
-                 claim: idempotency.IdempotencyClaim | None = None) -> dict[str, Any]:
+    def _operate(self, *, operation: Callable[..., Any], actor: Principal, task_id: str | None = None,
+                 instance_id: str | None = None, claim: idempotency.IdempotencyClaim | None = None) -> dict[str, Any]:
         """One runtime operation in one transaction: lock the instance, re-read the task under
-        the lock, run, commit; return the instance as it now is."""
+        the lock, run, commit; return the instance as it now is, as ``actor`` may see it.
+
+        With a ``claim`` the idempotency key is looked up again under the lock: a twin that
+        waited for the first call to commit replays its answer instead of finding the task
+        closed. The answer is stored with the key, so a retry replays it even after the case
+        moved on."""
         if task_id is not None and not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
         if instance_id is not None and not _known_id(instance_id):
@@ -429,6 +452,10 @@ class Engine:
                 ).one_or_none()
                 if instance is None:
                     raise NotFound("instance.not_found", params={"id": instance_id})
+                if claim is not None:
+                    earlier = idempotency.earlier(session, claim)  # a twin may have committed while we waited
+                    if earlier is not None:
+                        return self._replay(session, earlier, actor)
                 if task is not None:
                     session.refresh(task)  # re-read after the lock: a racing action may have committed
                     if task.status != TaskStatus.OPEN.value:
@@ -439,39 +466,48 @@ class Engine:
                 record = session.get(RecordRow, instance.record_id)
                 if spec is None or record is None:
                     raise NotFound("instance.not_found", params={"id": instance.id})
-                if claim is not None:
-                    idempotency.remember(session, claim, instance.id, now)
+                key = idempotency.remember(session, claim, instance.id, now) if claim is not None else None
                 runner = Runner(session, spec, now, self.settings.supervisor_roles)
                 operation(runner, instance, task, loads(record.data))
-                result_id = instance.id
+                session.flush()
+                session.expire_all()  # answer what was stored, exactly as a later read will see it
+                view = self._view(session, instance, actor)
+                if key is not None:
+                    key.response = dumps(view)
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
-        return self.instance(result_id)
+        return view
+
+    def _replay(self, session: Any, earlier: Any, actor: Principal) -> dict[str, Any]:
+        """The answer the first request with an idempotency key got (keys stored before
+        answers were: the instance as it now is)."""
+        if earlier.response is not None:
+            replayed: dict[str, Any] = loads(earlier.response, max_depth=4 * MAX_DEPTH)
+            return replayed
+        instance = session.get(InstanceRow, earlier.record_id)
+        if instance is None:
+            raise NotFound("instance.not_found", params={"id": earlier.record_id})
+        return self._view(session, instance, actor)
 
     def timeline(self, instance_id: str, actor: Principal, language: str = "en") -> dict[str, Any]:
         """The instance's steps for ``actor``: staff (supervisors, holders of a role the process
-        assigns to, people who acted on or were copied on it) get the full history; the
-        applicant gets the public view; anybody else gets 404, as if it did not exist."""
+        assigns to, people assigned to, claiming or acting on it, copied users) get the full
+        history; the applicant gets the public view; anybody else gets 404, as if it did not
+        exist (see :mod:`engine.workflow.access`)."""
+        from engine.workflow.access import View
         from engine.workflow.timeline import build_timeline
 
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
         with self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
-            spec = self.registry.process(instance.process_key, instance.process_version) if instance else None
-            if instance is None or spec is None:
+            if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
-            tasks = session.scalars(select(TaskRow).where(TaskRow.instance_id == instance_id)
-                                    .order_by(TaskRow.created_at, TaskRow.id)).all()
-            events = session.scalars(select(InstanceEventRow).where(InstanceEventRow.instance_id == instance_id)
-                                     .order_by(InstanceEventRow.id)).all()
-            copied = loads(instance.variables or "{}").get("cc", [])
-            staff = (bool(actor.roles & (self.settings.supervisor_roles | spec.staff_roles))
-                     or actor.id in copied
-                     or any(actor.id in (task.acted_by, task.assignee_user, task.claimed_by) for task in tasks))
-            if not staff and actor.id != instance.started_by:
+            spec, tasks, events, view = self._visible(session, instance, actor)
+            if spec is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
-            return build_timeline(spec, instance, tasks, events, language=language, full=staff, now=self.clock.now())
+            return build_timeline(spec, instance, tasks, events, language=language, full=view is View.STAFF,
+                                  now=self.clock.now())
 
     def run_timers(self, *, limit: int = 200) -> dict[str, Any]:
         """Fire every SLA timer due now (what ``lowcode worker`` does each round)."""
@@ -489,27 +525,60 @@ class Engine:
 
         return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit, dispatcher=self.dispatcher))
 
-    def instance(self, instance_id: str) -> dict[str, Any]:
-        """An instance with its tasks and its full history, in order."""
+    def instance(self, instance_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """An instance with its tasks and its history, in order, as ``actor`` may see it (the
+        same rule as :meth:`timeline`): staff of the case get every task and event with actors,
+        comments and details (``"view": "staff"``); the applicant gets the public history the
+        timeline shows and no staff names or comments (``"view": "applicant"``); anybody else
+        gets 404. Every runtime operation answers this view for its caller."""
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
         with self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
-            tasks = session.scalars(select(TaskRow).where(TaskRow.instance_id == instance_id)
-                                    .order_by(TaskRow.created_at, TaskRow.id)).all()
-            events = session.scalars(select(InstanceEventRow).where(InstanceEventRow.instance_id == instance_id)
-                                     .order_by(InstanceEventRow.id)).all()
-            view = _instance_summary(instance)
-            view["tasks"] = [_task_view(task, instance) for task in tasks]
-            view["history"] = [
+            return self._view(session, instance, actor)
+
+    def _visible(self, session: Any, instance: InstanceRow,
+                 actor: Principal) -> tuple[Any, list[TaskRow], list[InstanceEventRow], Any]:
+        """The instance's spec, tasks, events and what ``actor`` may see of it; raises
+        :class:`NotFound` for anybody who may see nothing."""
+        from engine.workflow.access import View, view_of
+
+        spec = self.registry.process(instance.process_key, instance.process_version)
+        tasks = list(session.scalars(select(TaskRow).where(TaskRow.instance_id == instance.id)
+                                     .order_by(TaskRow.created_at, TaskRow.id)).all())
+        events = list(session.scalars(select(InstanceEventRow).where(InstanceEventRow.instance_id == instance.id)
+                                      .order_by(InstanceEventRow.id)).all())
+        if spec is None:
+            view = View.STAFF if actor is SYSTEM else None
+        else:
+            view = view_of(spec, instance, tasks, events, actor, self.settings.supervisor_roles)
+        if view is None:
+            raise NotFound("instance.not_found", params={"id": instance.id})
+        return spec, tasks, events, view
+
+    def _view(self, session: Any, instance: InstanceRow, actor: Principal) -> dict[str, Any]:
+        from engine.workflow.access import View
+        from engine.workflow.timeline import build_timeline
+
+        spec, tasks, events, view = self._visible(session, instance, actor)
+        result = _instance_summary(instance)
+        result["view"] = view.value
+        if view is View.STAFF:
+            result["tasks"] = [_task_view(task, instance) for task in tasks]
+            result["history"] = [
                 {"at": event.at.isoformat(), "event": event.event, "from": event.from_state, "to": event.to_state,
                  "action": event.action, "task": event.task_id, "actor": event.actor, "comment": event.comment,
                  "detail": loads(event.detail) if event.detail else None}
                 for event in events
             ]
-            return view
+            return result
+        show_staff = spec.tracking.show_staff
+        result["tasks"] = [_public_task_view(task, instance, show_staff) for task in tasks]
+        result["history"] = build_timeline(spec, instance, tasks, events, language="en", full=False,
+                                           now=self.clock.now())["history"]
+        return result
 
     # -- reports and imports -------------------------------------------------------------------
 
@@ -736,6 +805,30 @@ def _record_view(row: RecordRow, instances: list[InstanceRow]) -> dict[str, Any]
         "updated_at": row.updated_at.isoformat(), "created_by": row.created_by,
         "instances": [_instance_summary(instance) for instance in instances],
     }
+
+
+def _public_task_view(task: TaskRow, instance: InstanceRow, show_staff: bool) -> dict[str, Any]:
+    """A task as the applicant sees it: which step, since when, due when, open or done; who
+    handles it only if the process shows staff; never comments. The id only of a task that is
+    theirs to act on."""
+    view: dict[str, Any] = {
+        "state": task.state, "status": task.status, "created_at": task.created_at.isoformat(),
+        "completed_at": task.completed_at.isoformat() if task.completed_at else None,
+        "due_at": task.due_at.isoformat() if task.due_at else None,
+    }
+    if task.assignee_user is not None and task.assignee_user == instance.started_by:
+        view["id"] = task.id
+    if show_staff:
+        view.update({"assignee_role": task.assignee_role, "assignee_user": task.assignee_user,
+                     "claimed_by": task.claimed_by, "acted_by": task.acted_by})
+    return view
+
+
+def _storable(value: Any, path: str) -> None:
+    """A text handed to the Python API must be storable (no NUL, no unpaired surrogate), as
+    every text of a JSON body is: ``request.bad_string`` at ``path`` otherwise."""
+    if isinstance(value, str):
+        check_text(value, path)
 
 
 def _task_view(task: TaskRow, instance: InstanceRow) -> dict[str, Any]:

@@ -99,13 +99,20 @@ def check_document(value: Any) -> None:
             raise BadRequest("request.unsupported_value", params={"type": type(item).__name__})
 
 
-def _check_text(text: str) -> None:
+def check_text(text: str, path: str = "") -> None:
+    """Refuse a text that cannot be stored (a NUL character, an unpaired surrogate) with
+    ``request.bad_string`` at ``path``: the check :func:`check_document` makes, for a single
+    value handed over outside a document (a comment, a user id)."""
+    _check_text(text, path)
+
+
+def _check_text(text: str, path: str = "") -> None:
     if "\x00" in text:
-        raise BadRequest("request.bad_string", params={"reason": "NUL character"})
+        raise BadRequest("request.bad_string", path=path, params={"reason": "NUL character"})
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequest("request.bad_string", params={"reason": "unpaired surrogate"}) from None
+        raise BadRequest("request.bad_string", path=path, params={"reason": "unpaired surrogate"}) from None
 
 
 def _check_depth(text: str, max_depth: int) -> None:

@@ -127,7 +127,7 @@ async def act_on_task(request: Request, task_id: str, action: str) -> ExactJSONR
 
 @router.get("/instances/{instance_id}", tags=["instances"])
 def get_instance(request: Request, instance_id: str) -> ExactJSONResponse:
-    return ExactJSONResponse(engine_of(request).instance(instance_id))
+    return ExactJSONResponse(engine_of(request).instance(instance_id, actor_of(request)))
 
 
 _OUTPUT_PARAMS = {"format", "lang"}

@@ -2,7 +2,8 @@
 so that a retry returns the first result instead of writing again.
 
 Only successful creations are remembered (a refused request stores nothing, so its retry runs
-again). Keys do not expire yet.
+again). A task action also keeps the answer it gave (``response``), so that a retry replays that
+answer even after the case has moved on. Keys do not expire yet.
 """
 from __future__ import annotations
 
@@ -49,22 +50,30 @@ def request_digest(form_key: str, body: Any) -> str:
 def replayed_record(session: Session, claim: IdempotencyClaim) -> str | None:
     """The id of the record an earlier request with this key created, or None if there was
     none. The same key with a different request raises ``record.idempotency_key_reused``."""
+    row = earlier(session, claim)
+    return None if row is None else row.record_id
+
+
+def earlier(session: Session, claim: IdempotencyClaim) -> IdempotencyKeyRow | None:
+    """The committed (or, in the caller's own transaction, pending) row of an earlier request
+    with this key, or None. The same key with a different request raises
+    ``record.idempotency_key_reused``."""
     row = session.scalars(select(IdempotencyKeyRow).where(
         IdempotencyKeyRow.actor == claim.actor, IdempotencyKeyRow.key == claim.key)).first()
-    if row is None:
-        return None
-    if row.request_digest != claim.digest:
+    if row is not None and row.request_digest != claim.digest:
         raise Invalid([Issue("", "record.idempotency_key_reused")])
-    return row.record_id
+    return row
 
 
-def remember(session: Session, claim: IdempotencyClaim, record_id: str, now: datetime) -> None:
+def remember(session: Session, claim: IdempotencyClaim, record_id: str, now: datetime) -> IdempotencyKeyRow:
     """Store the key in the caller's transaction, flushed at once: a concurrent first attempt
     with the same key fails here (on PostgreSQL after waiting for the other to commit) before
-    it writes anything else."""
-    session.add(IdempotencyKeyRow(key=claim.key, actor=claim.actor, request_digest=claim.digest,
-                                  record_id=record_id, created_at=now))
+    it writes anything else. Set ``response`` on the row returned to have a retry replay it."""
+    row = IdempotencyKeyRow(key=claim.key, actor=claim.actor, request_digest=claim.digest,
+                            record_id=record_id, created_at=now)
+    session.add(row)
     session.flush()
+    return row
 
 
 def _canonical(value: Any) -> Any:
@@ -75,4 +84,4 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-__all__ = ["MAX_KEY_LENGTH", "IdempotencyClaim", "claim", "remember", "replayed_record", "request_digest"]
+__all__ = ["MAX_KEY_LENGTH", "IdempotencyClaim", "claim", "earlier", "remember", "replayed_record", "request_digest"]

@@ -246,4 +246,8 @@ class IdempotencyKeyRow(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     """sha256 (hex) of the canonical JSON of the form key and the body."""
     record_id: Mapped[str] = mapped_column(String(36))
+    """The record created (submissions) or the process instance acted on (task actions)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The JSON answer the first request got (task actions), replayed as is to a retry; None
+    for submissions, whose retry answers the record as stored."""

@@ -100,7 +100,7 @@ class Runner:
         if action not in actions:
             raise NotFound("task.unknown_action", params={"action": action, "available": sorted(actions)})
         if actions[action].comment_required and not (comment or "").strip() and not by_timer:
-            raise BadRequest("task.comment_required", path="comment", params={"action": action})
+            raise BadRequest("task.comment_required", path="/comment", params={"action": action})
         if state.type is StateType.COUNTERSIGN and not by_timer and self._already_signed(task, actor):
             raise Forbidden("task.already_signed")
         self._complete(task, action, "system" if by_timer else actor.id, comment)
@@ -140,7 +140,7 @@ class Runner:
         self._load(instance, data)
         if not self.is_supervisor(actor):
             self._require_qualified(task, actor)
-        to_user = _user_id(to_user)
+        to_user = _user_id(to_user, "/to", "to")
         if to_user == instance.started_by:
             raise Forbidden("task.own_request")
         task.assignee_user = to_user
@@ -167,7 +167,7 @@ class Runner:
         user = _user_id(user)
         state = self.spec.states[task.state]
         if mode not in ("before", "after", "parallel"):
-            raise BadRequest("task.bad_add_mode", path="mode", params={"mode": mode[:32]})
+            raise BadRequest("task.bad_add_mode", path="/mode", params={"mode": mode[:32]})
         if mode == "parallel" and state.type is not StateType.COUNTERSIGN:
             raise Conflict("task.parallel_needs_countersign")
         if user == instance.started_by or user == actor.id:
@@ -251,7 +251,7 @@ class Runner:
 
     def urge(self, instance: InstanceRow, actor: Principal, comment: str | None, data: Mapping[str, Any]) -> int:
         self._load(instance, data)
-        if actor.id != instance.started_by and not self.is_staff(actor):
+        if actor.id != instance.started_by and not self.takes_part(instance, actor):
             raise Forbidden("instance.not_participant")
         last = self.session.scalars(
             select(InstanceEventRow.at).where(InstanceEventRow.instance_id == instance.id, InstanceEventRow.event == "urged")
@@ -271,25 +271,27 @@ class Runner:
     def cc(self, instance: InstanceRow, users: list[str], actor: Principal, comment: str | None,
            data: Mapping[str, Any]) -> None:
         self._load(instance, data)
-        if not self.is_staff(actor):
+        if not self.takes_part(instance, actor):
             raise Forbidden("instance.not_participant")
         from engine.workflow.spec import Recipient
 
-        targets = sorted({_user_id(user) for user in users})
+        targets = sorted({_user_id(user, f"/users/{index}", "users") for index, user in enumerate(users)})
         if not 1 <= len(targets) <= 50:
-            raise BadRequest("request.bad_parameter", path="users", params={"name": "users", "reason": "1 to 50 user ids"})
+            raise BadRequest("request.bad_parameter", path="/users", params={"name": "users", "reason": "1 to 50 user ids"})
         variables = loads(instance.variables or "{}")
         variables["cc"] = sorted(set(variables.get("cc", [])) | set(targets))[:500]
         instance.variables = dumps(variables)
         self._event(instance, "cc", instance.state, None, actor=actor.id, comment=comment, detail={"users": targets}, internal=True)
         state = self.spec.states.get(instance.state)
-        self.notices.emit("cc", instance, state, self._data, occasion=f"cc:{self.now.isoformat()}:{','.join(targets)}",
+        # The instance's row version is new with every operation under its lock: copying the same
+        # people twice at one instant is two notices, each with its own dedup key.
+        self.notices.emit("cc", instance, state, self._data, occasion=f"cc:{instance.row_version}",
                           recipients=[Recipient("user", user) for user in targets], values=self._values(instance.state))
         self._bump(instance)
 
     def comment(self, instance: InstanceRow, actor: Principal, text: str, internal: bool) -> None:
         applicant = actor.id == instance.started_by
-        if not applicant and not self.is_staff(actor):
+        if not applicant and not self.takes_part(instance, actor):
             raise Forbidden("instance.not_participant")
         self._event(instance, "comment", instance.state, None, actor=actor.id, comment=text,
                     internal=internal and not applicant)
@@ -302,6 +304,14 @@ class Runner:
 
     def is_staff(self, actor: Principal) -> bool:
         return self.is_supervisor(actor) or bool(actor.roles & self.spec.staff_roles)
+
+    def takes_part(self, instance: InstanceRow, actor: Principal) -> bool:
+        """Staff of this case: by role, or as a person assigned to, claiming or acting on one of
+        its tasks (see :mod:`engine.workflow.access`)."""
+        from engine.workflow.access import takes_part
+
+        self.session.flush()
+        return takes_part(self.session, self.spec, instance, actor, self.supervisors)
 
     def qualifies(self, task: TaskRow, actor: Principal) -> bool:
         if task.assignee_user is not None:
@@ -724,10 +734,12 @@ class Runner:
                                    channel="event"))
 
 
-def _user_id(value: str) -> str:
+def _user_id(value: str, path: str = "/user", name: str = "user") -> str:
+    """A user id as given (trimmed); refused at ``path`` (a JSON pointer into the request body)
+    unless it is 1 to 128 characters."""
     text = value.strip() if isinstance(value, str) else ""
     if not 1 <= len(text) <= 128:
-        raise BadRequest("request.bad_parameter", path="user", params={"name": "user", "reason": "a user id of 1 to 128 characters"})
+        raise BadRequest("request.bad_parameter", path=path, params={"name": name, "reason": "a user id of 1 to 128 characters"})
     return text
 
 

@@ -336,9 +336,6 @@ def test_comments_by_the_applicant_and_by_staff(flow: Engine, client: Any) -> No
     _error(client.post(url, json={"text": "hello"}, headers=STRANGER_H), 403, "instance.not_participant")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: comment/urge/cc check staff by role only, so a person assigned by user "
-                                       "id (field, rule, user, transfer) gets 403 instance.not_participant on the "
-                                       "case they must decide")
 def test_a_person_assigned_by_user_id_may_comment_and_urge(flow: Engine, client: Any) -> None:
     instance_id = _submit(client)
     task_id = _review_task(flow, instance_id)
@@ -424,9 +421,6 @@ def test_nobody_else_sees_a_timeline(flow: Engine, client: Any) -> None:
     _error(client.get(f"{API}/instances/zzz/timeline", headers=CLERK_H), 404, "instance.not_found")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: GET /instances/{id} (and the body every instance operation answers) "
-                                       "returns the full history — staff ids, internal comments — to anybody, "
-                                       "including the applicant and strangers")
 def test_the_instance_view_does_not_leak_what_the_timeline_hides(flow: Engine, client: Any, clock: FakeClock) -> None:
     instance_id, _ = _history_with_everything(flow, client, clock)
     for headers in (CLERK_H, STRANGER_H):
@@ -451,9 +445,6 @@ def test_cancelled_branches_are_closed_on_the_timeline(engine: Engine, client: A
 
 # -- error paths are pointers; nothing answers 500 --------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: engine-side body checks report bare names as paths ('user', 'mode', "
-                                       "'text', 'users') where the route's own checks report JSON pointers "
-                                       "('/to'); transfer even names 'user' for the body field 'to'")
 def test_every_body_error_points_at_the_body_field(flow: Engine, client: Any) -> None:
     instance_id = _submit(client)
     task_url = f"{API}/tasks/{_review_task(flow, instance_id)}"
@@ -488,8 +479,6 @@ def test_no_route_answers_500(flow: Engine, client: Any) -> None:
     assert statuses >= {200, 400, 403, 409, 422}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the Python API stores comments and user ids unchecked; on PostgreSQL a "
-                                       "NUL raises a raw DataError (SQLite stores it), not an EngineError")
 def test_the_python_api_refuses_text_that_cannot_be_stored(flow: Engine) -> None:
     instance_id = start(flow)
     task_id = _review_task(flow, instance_id)
@@ -502,9 +491,6 @@ def test_the_python_api_refuses_text_that_cannot_be_stored(flow: Engine) -> None
             call()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the cc notification's dedup key is built from the clock time and the "
-                                       "users, so copying the same users twice at one instant violates "
-                                       "outbox.dedup_key (a raw IntegrityError, 500 over HTTP)")
 def test_copying_the_same_users_twice_at_one_instant_is_not_a_500(flow: Engine, client: Any) -> None:
     instance_id = _submit(client)
     url = f"{API}/instances/{instance_id}/cc"

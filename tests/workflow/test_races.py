@@ -250,9 +250,6 @@ def _twice_with_one_key(engine: Engine, race_tally: Counter[str]) -> list[str]:
     return failures
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the twin of an idempotent act that waits for the instance lock finds "
-                                       "the task completed and gets 409 task.not_open instead of the replayed "
-                                       "result (the key is checked only before the transaction)")
 def test_the_same_action_twice_at_once_with_one_key_steps_once_and_answers_twice(engine: Engine,
                                                                                 race_tally: Counter[str]) -> None:
     failures = _twice_with_one_key(engine, race_tally)
@@ -284,8 +281,6 @@ def test_one_key_for_another_request_is_refused(engine: Engine) -> None:
     assert other_task.value.code == "record.idempotency_key_reused"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a replay answers the instance as it is now, not as the first call "
-                                       "left it (docstring of Engine.act and docs/processes.md promise the first result)")
 def test_a_late_retry_replays_the_first_answer_not_the_current_state(engine: Engine) -> None:
     _countersign(engine, "all", "one")
     instance_id = start(engine, {"approvers": ["u1", "u2"]})
