@@ -33,7 +33,7 @@ from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceR
 from engine.workflow.runtime import ProcessStuck, Runner
 from engine.workflow.spec import TaskStatus
 
-_LOAD_ORDER = {"form": 0, "process": 1, "report": 2}
+_LOAD_ORDER = {"form": 0, "process": 1, "report": 2, "dashboard": 3}
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_OFFSET = 1_000_000_000
 MAX_VERSION = 2**31 - 1
@@ -582,12 +582,30 @@ class Engine:
 
     # -- reports and imports -------------------------------------------------------------------
 
-    def run_report(self, key: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """``{columns, rows, meta}``, including every write committed before the call."""
+    def run_report(self, key: str, params: Mapping[str, Any] | None = None, *,
+                   language: str = "en") -> dict[str, Any]:
+        """``{columns, rows, meta}``, including every write committed before the call.
+
+        ``params`` are the report's query-time parameters as text (``{"period":
+        "2019-01-01..2019-03-31"}``) and ``drill`` (``"dimension:value"``, a list for several
+        levels); an unknown or ill-typed one raises :class:`ValidationFailed` (422). ``language``
+        picks tier and value labels. Task SLA breaches are judged at the engine clock's now."""
         spec = self.registry.report(key)
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
-        return run_report(self.mirror, spec, params)
+        return run_report(self.mirror, spec, params, language=language, now=self.clock.now())
+
+    def run_dashboard(self, key: str, params: Mapping[str, Any] | None = None, *,
+                      language: str = "en") -> dict[str, Any]:
+        """Every report of a dashboard, in order, with the shared parameters:
+        ``{dashboard, version, title, parameters, reports: [{report, title, result}]}``."""
+        from engine.reports.dashboard import run_dashboard
+
+        spec = self.registry.dashboard(key)
+        if spec is None:
+            raise NotFound("dashboard.not_found", params={"key": key})
+        return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language),
+                             params, self.registry.report)
 
     def export_report(self, key: str, format: str = "json", params: Mapping[str, str] | None = None, *,
                       language: str = "en") -> ReportExport:
@@ -598,7 +616,7 @@ class Engine:
         spec = self.registry.report(key)
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
-        return export_result(spec, self.run_report(key, params), name, language)
+        return export_result(spec, self.run_report(key, params, language=language), name, language)
 
     def run_import(self, form_key: str, source_path: Path | str, mapping_path: Path | str | None = None,
                    progress: Callable[[Any], None] | None = None, actor: Principal = SYSTEM, *,

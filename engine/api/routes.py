@@ -138,10 +138,28 @@ _REPORT_FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {media_type
 def get_report(request: Request, key: str, format: str = "json", lang: str | None = None) -> Response:
     """The result as json (default), csv, xlsx, vega, png or svg; other query parameters are the
     report's own."""
-    params = {name: value for name, value in request.query_params.items() if name not in _OUTPUT_PARAMS}
+    params = _query_params(request, _OUTPUT_PARAMS)
     language = negotiate_language(lang) if lang else language_of(request)
     export = engine_of(request).export_report(key, format, params, language=language)
     return Response(export.content, media_type=export.media_type, headers=export_headers(export))
+
+
+@router.get("/dashboards/{key}", tags=["reports"])
+def get_dashboard(request: Request, key: str, lang: str | None = None) -> ExactJSONResponse:
+    """Each report's result, in the dashboard's order; query parameters are the shared ones."""
+    language = negotiate_language(lang) if lang else language_of(request)
+    params = _query_params(request, {"lang"})
+    return ExactJSONResponse(engine_of(request).run_dashboard(key, params, language=language))
+
+
+def _query_params(request: Request, skip: set[str]) -> dict[str, Any]:
+    """Query parameters by name; a repeated name (``drill`` one level per value) as a list."""
+    params: dict[str, Any] = {}
+    for name in request.query_params:
+        if name not in skip and name not in params:
+            values = request.query_params.getlist(name)
+            params[name] = values[0] if len(values) == 1 else values
+    return params
 
 
 def _issue(path: str, code: str, params: dict[str, Any] | None = None) -> Issue:

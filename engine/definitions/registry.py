@@ -18,6 +18,7 @@ from engine.forms.compiler import compile_form
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
 from engine.reports import check_report, compile_report
+from engine.reports.dashboard import DashboardSpec, compile_dashboard
 from engine.store import Database
 from engine.store.models import AuditRow, DefinitionRow
 from engine.workflow.compiler import compile_process
@@ -92,10 +93,12 @@ class DefinitionRegistry:
             issues += self._process_binding_issues(document)
         elif kind == "process":
             spec, issues = compile_process(document, version, form_for)
+        elif kind == "dashboard":
+            spec, issues = compile_dashboard(document, version, self.report)
         else:
-            issues = check_report(dict(document), form_for)
-            form = form_for(document["source"]["form"]) if not issues else None
-            spec = compile_report(dict(document), form, version) if form is not None else None
+            issues = check_report(dict(document), form_for, self.process)
+            spec = (compile_report(dict(document), None, version, form_for=form_for, process_for=self.process)
+                    if not issues else None)
         if issues:
             raise DefinitionInvalid(issues)
         return spec
@@ -208,6 +211,10 @@ class DefinitionRegistry:
 
     def report(self, key: str, version: int | None = None) -> Any:
         return self.spec("report", key, version)
+
+    def dashboard(self, key: str, version: int | None = None) -> DashboardSpec | None:
+        spec = self.spec("dashboard", key, version)
+        return spec if isinstance(spec, DashboardSpec) else None
 
 
 def _canonical(value: Any) -> Any:

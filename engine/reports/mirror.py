@@ -30,8 +30,16 @@ from engine.reports._columns import (
 )
 from engine.reports.safety import duckdb_config, guarded
 from engine.reports.settings import ReportSettings
+from engine.reports.sources import (
+    INSTANCE_COLUMNS,
+    INSTANCE_ENTITY,
+    INSTANCES_TABLE,
+    TASK_COLUMNS,
+    TASK_ENTITY,
+    TASKS_TABLE,
+)
 from engine.store.database import Database
-from engine.store.models import ChangeRow, RecordRow
+from engine.store.models import ChangeRow, InstanceRow, RecordRow, TaskRow
 
 RECORD_ENTITY = "record"
 DEFAULT_GAP_GRACE = timedelta(minutes=10)
@@ -123,6 +131,7 @@ class ReportMirror:
         self._gaps: list[Gap] = []
         self._tables: dict[str, tuple[MirrorColumn, ...]] = {}
         """The form columns (metadata excluded) of every mirror table that exists."""
+        self._create_process_tables()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -180,6 +189,7 @@ class ReportMirror:
             for key in list(self._tables):
                 self._connection.execute(f"DROP TABLE IF EXISTS {table_name(key)}")
             self._tables.clear()
+            self._create_process_tables()
             self._last_seq = 0
             self._gaps = []
             return self.catch_up()
@@ -276,9 +286,17 @@ class ReportMirror:
 
     def _apply(self, changes: list[_Change]) -> None:
         scopes: dict[str, str] = {}
+        instance_ids: set[str] = set()
+        task_ids: set[str] = set()
         for change in changes:
             if change.entity == RECORD_ENTITY:
                 scopes[change.entity_id] = change.scope
+            elif change.entity == INSTANCE_ENTITY:
+                instance_ids.add(change.entity_id)
+            elif change.entity == TASK_ENTITY:
+                task_ids.add(change.entity_id)
+        if instance_ids or task_ids:
+            self._apply_process_rows(sorted(instance_ids), sorted(task_ids))
         if not scopes:
             return
         records = self._load_records(list(scopes))
@@ -298,6 +316,67 @@ class ReportMirror:
             for form_key, record_ids in removed.items():
                 if form_key in self._tables:
                     self._delete(form_key, record_ids)
+
+        self._in_transaction(write)
+
+    def _create_process_tables(self) -> None:
+        for table, columns in ((INSTANCES_TABLE, INSTANCE_COLUMNS), (TASKS_TABLE, TASK_COLUMNS)):
+            definitions = ", ".join(
+                f"{quote(column.name)} {column.sql_type}"
+                + (" PRIMARY KEY" if column.name == "_id" else "")
+                for column in columns
+            )
+            self._connection.execute(f"DROP TABLE IF EXISTS {table}")
+            self._connection.execute(f"CREATE TABLE {table} ({definitions})")
+
+    def _apply_process_rows(self, instance_ids: list[str], task_ids: list[str]) -> None:
+        """Replace the mirrored instances and tasks named by changes (rows gone are deleted)."""
+        instances: list[list[Any]] = []
+        tasks: list[list[Any]] = []
+        with self._database.read() as session:
+            for start in range(0, len(instance_ids), _ID_CHUNK):
+                chunk = instance_ids[start : start + _ID_CHUNK]
+                for row in session.scalars(select(InstanceRow).where(InstanceRow.id.in_(chunk))):
+                    instances.append(
+                        [row.id, row.process_key, row.process_version, row.record_id, row.state,
+                         row.status, row.outcome, row.started_by, row.started_at, row.ended_at]
+                    )
+            for start in range(0, len(task_ids), _ID_CHUNK):
+                chunk = task_ids[start : start + _ID_CHUNK]
+                query = (
+                    select(TaskRow, InstanceRow.process_key, InstanceRow.process_version,
+                           InstanceRow.record_id)
+                    .join(InstanceRow, InstanceRow.id == TaskRow.instance_id)
+                    .where(TaskRow.id.in_(chunk))
+                )
+                for task, process_key, process_version, record_id in session.execute(query):
+                    assignee = task.acted_by or task.claimed_by or task.assignee_user
+                    tasks.append(
+                        [task.id, process_key, process_version, task.instance_id, record_id,
+                         task.state, task.entry, task.status, assignee, task.assignee_role,
+                         task.assignee_user, task.claimed_by, task.acted_by, task.action,
+                         task.origin, task.created_at, task.completed_at, task.due_at]
+                    )
+
+        def write() -> None:
+            for table, columns, ids, rows in (
+                (INSTANCES_TABLE, INSTANCE_COLUMNS, instance_ids, instances),
+                (TASKS_TABLE, TASK_COLUMNS, task_ids, tasks),
+            ):
+                if not ids:
+                    continue
+                self._connection.execute(
+                    f'DELETE FROM {table} WHERE "_id" IN (SELECT unnest(CAST(? AS VARCHAR[])))',
+                    [ids],
+                )
+                if not rows:
+                    continue
+                values = [[row[index] for row in rows] for index in range(len(columns))]
+                selects = ", ".join(f"unnest(CAST(? AS {c.sql_type}[]))" for c in columns)
+                names = ", ".join(quote(c.name) for c in columns)
+                self._connection.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {selects}", values
+                )
 
         self._in_transaction(write)
 
