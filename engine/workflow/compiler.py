@@ -242,7 +242,8 @@ class _ProcessCompiler:
     def _branches(self, states: Mapping[str, StateSpec]) -> dict[str, str]:
         """Trace each branch from its start to the join: every state on the way belongs to the
         parallel state. A branch may not contain another parallel state, may not leave through
-        a state of another branch set, and must be able to reach the join or an end."""
+        a state of another branch set, and must be able to reach the join or an end. ``end``
+        states belong to no branch: they end the whole case, so several branches may share one."""
         members: dict[str, str] = {}
         for name, state in states.items():
             if state.type is not StateType.PARALLEL or state.join not in states:
@@ -258,6 +259,8 @@ class _ProcessCompiler:
                     seen.add(current)
                     node = states[current]
                     pointer = f"/states/{name}/branches/{index}"
+                    if node.type is StateType.END:
+                        continue  # ends the whole case: any branch (or none) may share it
                     if node.type is StateType.PARALLEL:
                         self.issues.append(Issue(pointer, "definition.nested_parallel", {"state": current}))
                         continue

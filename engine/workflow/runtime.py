@@ -143,6 +143,8 @@ class Runner:
         to_user = _user_id(to_user, "/to", "to")
         if to_user == instance.started_by:
             raise Forbidden("task.own_request")
+        if self.spec.states[task.state].type is StateType.COUNTERSIGN and self._in_step(task, to_user):
+            raise Conflict("task.already_approver", params={"user": to_user})  # distinct signers
         task.assignee_user = to_user
         task.claimed_by = None
         task.row_version += 1
@@ -492,7 +494,10 @@ class Runner:
             select(TaskRow).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
                                   TaskRow.entry == task.entry, TaskRow.status != TaskStatus.CANCELLED.value)
         ).all()
-        signers = [t for t in entry if t.origin not in ("added:before", "added:after")]
+        # An approver consulted "before" does not sign; one added "after" a signer signs in
+        # their place (their vote is the one that counts for that signer's seat).
+        followed = self._followed_by_after(task.instance_id, {t.id for t in entry if t.origin == "added:after"})
+        signers = [t for t in entry if t.origin != "added:before" and t.id not in followed]
         votes: dict[str, int] = {}
         for signer in signers:
             if signer.status == TaskStatus.COMPLETED.value and signer.action is not None:
@@ -508,6 +513,22 @@ class Runner:
             return max(actions, key=lambda name: (votes.get(name, 0), -list(actions).index(name)))
         return None
 
+    def _followed_by_after(self, instance_id: str, after_ids: set[str]) -> set[str]:
+        """The tasks that the given ``added:after`` tasks were added after."""
+        if not after_ids:
+            return set()
+        details = self.session.scalars(
+            select(InstanceEventRow.detail).where(InstanceEventRow.instance_id == instance_id,
+                                                  InstanceEventRow.event == "approver_added",
+                                                  InstanceEventRow.task_id.in_(sorted(after_ids)))
+        ).all()
+        followed = set()
+        for detail in details:
+            parsed = loads(detail) if detail else {}
+            if parsed.get("mode") == "after" and parsed.get("for_task"):
+                followed.add(str(parsed["for_task"]))
+        return followed
+
     def _reopen(self, task: TaskRow, state: StateSpec) -> None:
         task.status = TaskStatus.OPEN.value
         task.waits_for = None
@@ -521,6 +542,10 @@ class Runner:
         entry = self._next_entry(instance.id, state.name)
         tasks: list[TaskRow] = []
         seen_users: set[str] = set()
+        if state.four_eyes and instance.started_by not in _SHARED_IDENTITIES:
+            # Four eyes: the applicant could never act on their own task, so they get none
+            # (a runtime list naming them leaves them out; naming only them is process.stuck).
+            seen_users.add(instance.started_by)
         for assignee in state.assignees:
             for role, user, scope in self._resolve(assignee, state.name, instance):
                 if user is not None:
@@ -649,6 +674,18 @@ class Runner:
                                      TaskRow.entry == task.entry, TaskRow.acted_by == actor.id)
         ).first()
         return signed is not None
+
+    def _in_step(self, task: TaskRow, user: str) -> bool:
+        """Whether ``user`` signed this visit of the step or holds another live task in it."""
+        other = self.session.scalars(
+            select(TaskRow.id).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
+                                     TaskRow.entry == task.entry, TaskRow.id != task.id,
+                                     (TaskRow.acted_by == user)
+                                     | (((TaskRow.assignee_user == user) | (TaskRow.claimed_by == user))
+                                        & (TaskRow.status != TaskStatus.CANCELLED.value)))
+            .limit(1)
+        ).first()
+        return other is not None
 
     def _open_tasks_of(self, instance_id: str) -> list[TaskRow]:
         return list(self.session.scalars(

@@ -15,6 +15,18 @@ from engine.workflow.spec import ProcessSpec, StateType, TaskStatus, text_in
 _PUBLIC_EVENTS = frozenset({"started", "transition", "joined", "ended", "withdrawn", "cancelled", "urged", "overdue"})
 
 
+def _reaches_join(spec: ProcessSpec, source: str | None, target: str) -> bool:
+    """Whether a transition from ``source`` is a parallel branch arriving at its join (or a
+    branch that starts there)."""
+    source_state = spec.states.get(source or "")
+    if source_state is not None and source_state.type is StateType.PARALLEL:
+        parallel: str | None = source
+    else:
+        parallel = spec.branch_members.get(source or "")
+    state = spec.states.get(parallel) if parallel is not None else None
+    return state is not None and state.join == target
+
+
 def build_timeline(spec: ProcessSpec, instance: InstanceRow, tasks: Sequence[TaskRow],
                    events: Sequence[InstanceEventRow], *, language: str, full: bool, now: datetime) -> dict[str, Any]:
     show_staff = full or spec.tracking.show_staff
@@ -41,14 +53,25 @@ def build_timeline(spec: ProcessSpec, instance: InstanceRow, tasks: Sequence[Tas
                 left = open_step.pop(event.from_state)
                 left["left_at"] = event.at.isoformat()
                 left["result"] = event.action or left["result"]
+            if event.event == "transition" and _reaches_join(spec, event.from_state, event.to_state):
+                continue  # a branch arriving at its join: the step opens with the "joined" event
             enter(event.to_state, event.at)
         elif event.event == "task_completed" and event.from_state in open_step and show_staff:
             open_step[event.from_state]["by"].append({"actor": event.actor, "action": event.action, "at": event.at.isoformat()})
-        elif event.event in ("ended", "withdrawn", "cancelled") and event.from_state in open_step:
-            step = open_step.pop(event.from_state)
-            if spec.states.get(event.from_state) is not None and spec.states[event.from_state].type is not StateType.END:
+        elif event.event == "branch_cancelled" and event.from_state in open_step:
+            step = open_step.pop(event.from_state)  # a first-wins join abandoned this branch
+            step["left_at"] = event.at.isoformat()
+            step["result"] = "cancelled"
+        elif event.event in ("ended", "withdrawn", "cancelled"):
+            # The case is over: close every step still open (all parallel branches too). A
+            # branch abandoned because another one reached an end was cancelled.
+            for state_name, step in list(open_step.items()):
+                del open_step[state_name]
+                state = spec.states.get(state_name)
+                if state is not None and state.type is StateType.END:
+                    continue
                 step["left_at"] = event.at.isoformat()
-                step["result"] = event.event
+                step["result"] = event.event if event.event != "ended" else "cancelled"
     current = []
     for task in tasks:
         if task.status not in (TaskStatus.OPEN.value, TaskStatus.WAITING.value):

@@ -210,6 +210,9 @@ def test_wcp7_join_waits_for_a_multi_step_branch_to_finish(engine: Engine) -> No
     assert engine.instance(instance_id)["positions"] == ["b2"]
     assert open_tasks(engine, instance_id, "merge") == []
     assert engine.act(only_task(engine, instance_id, "b2")["id"], "approve", B)["state"] == "merge"
+    steps = engine.timeline(instance_id, CLERK)["steps"]  # the join is one step, entered once
+    assert [(s["state"], s["result"]) for s in steps] == [("a", "approve"), ("b1", "approve"), ("b2", "approve"),
+                                                          ("merge", None)]
 
 
 # -- WCP8 multi-merge (not supported) ------------------------------------------------------------
@@ -226,8 +229,6 @@ def test_wcp8_multi_merge_is_refused_at_upload(engine: Engine) -> None:
         ("/states/split/branches/1", "definition.state_in_two_branches", {"state": "shared"})]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an end state reachable from two branches is refused as "
-                                       "definition.state_in_two_branches, though docs say a branch may end the case")
 def test_wcp8_two_branches_may_end_the_case_in_one_shared_end_state(engine: Engine) -> None:
     states = {"split": {"type": "parallel", "branches": [{"start": "a"}, {"start": "b1"}], "join": "done"},
               "a": task("ra", approve="done", reject="no"), "b1": task("rb", approve="done", reject="no"),
@@ -235,6 +236,13 @@ def test_wcp8_two_branches_may_end_the_case_in_one_shared_end_state(engine: Engi
     install(engine, states, start="split")
     instance_id = start(engine)
     assert engine.act(only_task(engine, instance_id, "b1")["id"], "reject", B)["outcome"] == "rejected"
+    assert statuses(engine, instance_id, "a") == ["cancelled"]
+    steps = engine.timeline(instance_id, CLERK)["steps"]
+    assert [(s["state"], s["left_at"] is not None, s["result"]) for s in steps] == [
+        ("a", True, "cancelled"), ("b1", True, "reject"), ("no", False, None)]
+    other = start(engine)
+    engine.act(only_task(engine, other, "a")["id"], "approve", A)
+    assert engine.act(only_task(engine, other, "b1")["id"], "approve", B)["outcome"] == "approved"
 
 
 # -- WCP9 structured discriminator ----------------------------------------------------------------
@@ -253,6 +261,9 @@ def test_wcp9_discriminator_first_branch_continues_and_cancels_the_other(engine:
     assert [(e["from"], e["to"]) for e in events(engine, instance_id, "branch_cancelled")] == [("b2", None)]
     assert event_count(engine, instance_id, "joined") == 1
     assert {row.status for row in timer_rows(engine, instance_id, late)} == {"cancelled"}
+    steps = engine.timeline(instance_id, CLERK)["steps"]
+    assert [(s["state"], s["left_at"] is not None, s["result"]) for s in steps] == [
+        ("a", True, "approve"), ("b1", True, "approve"), ("b2", True, "cancelled"), ("merge", False, None)]
     with pytest.raises(Conflict) as caught:
         engine.act(late, "approve", B)
     assert caught.value.code == "task.not_open"
@@ -387,8 +398,6 @@ def test_wcp14_an_empty_list_refuses_the_submission(engine: Engine) -> None:
     assert engine.records("request")["total"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the applicant listed as a signer gets a task nobody can complete "
-                                       "(four eyes), so an 'all' countersign can never finish")
 def test_wcp14_the_applicant_is_never_one_of_the_runtime_signers(engine: Engine) -> None:
     _listed_signers(engine)
     try:
@@ -396,6 +405,16 @@ def test_wcp14_the_applicant_is_never_one_of_the_runtime_signers(engine: Engine)
     except ValidationFailed:
         return  # refusing the submission is also acceptable
     assert sorted(by_user(engine, instance_id)) == ["u2"]
+    final = engine.act(by_user(engine, instance_id)["u2"], "approve", person("u2"))
+    assert (final["status"], final["outcome"]) == ("completed", "approved")
+
+
+def test_wcp14_a_list_naming_only_the_applicant_refuses_the_submission(engine: Engine) -> None:
+    _listed_signers(engine)
+    with pytest.raises(ValidationFailed) as caught:
+        start(engine, {"approvers": ["clerk"]})
+    assert caught.value.issues[0].code == "process.stuck"
+    assert engine.records("request")["total"] == 0
 
 
 # -- WCP16 deferred choice ------------------------------------------------------------------------

@@ -430,8 +430,6 @@ def test_the_instance_view_does_not_leak_what_the_timeline_hides(flow: Engine, c
     assert INTERNAL not in _strings(urged.json())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: timeline steps of parallel branches stay open (left_at null, result "
-                                       "null) after the case is cancelled or a first-wins join cancels the branch")
 def test_cancelled_branches_are_closed_on_the_timeline(engine: Engine, client: Any) -> None:
     install(engine, {"split": {"type": "parallel", "branches": [{"start": "a"}, {"start": "b"}], "join": "done"},
                      "a": task("ra", approve="done"), "b": task("rb", approve="done"), "done": end("approved")},
