@@ -3,42 +3,19 @@ with the mappings in examples/bank/imports, run the dashboards (with their share
 and check every figure against figures computed here, independently, with the csv module."""
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BANK = REPO / "examples" / "bank"
-MAPPINGS = BANK / "imports"
-DATA = REPO.parent / "shared" / "data"
+from realdata_support import MAPPINGS, data_file, read_csv, table
 TOLERANCE = Fraction(1, 10**9)
 
 CHANNELS = {"Web": "web", "Phone": "phone", "Email": "email", "Fax": "fax",
             "Postal mail": "postal_mail", "Referral": "referral"}  # the import's map; else other
-
-
-def data_file(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"real data not present: {path} (the shared data folder ../shared/data "
-                    "sits next to the repository in CI)")
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def table(result: dict[str, Any]) -> list[dict[str, Any]]:
-    names = [column["name"] for column in result["columns"]]
-    return [dict(zip(names, row, strict=True)) for row in result["rows"]]
 
 
 def close(actual: Any, expected: Fraction | None) -> bool:

@@ -7,45 +7,21 @@ a lookup of the customer by loan number, credit-limit applications.
 """
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter, defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BANK = REPO / "examples" / "bank"
-MAPPINGS = BANK / "imports"
-DATA = REPO.parent / "shared" / "data"
+from realdata_support import BANK, MAPPINGS, data_file, read_csv, table
 
 CFPB_2019 = ("cfpb-complaints", "complaints_sample_2019.csv")
 CFPB_2016 = ("cfpb-complaints", "complaints_sample_2016-09.csv")
 SBA = ("sba-loans", "SBAcase.11.13.17.csv")
 
 TOLERANCE = 1e-9
-
-
-def data_file(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"real data not present: {path} (the shared data folder ../shared/data "
-                    "sits next to the repository in CI)")
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def table(result: dict[str, Any]) -> list[dict[str, Any]]:
-    names = [column["name"] for column in result["columns"]]
-    return [dict(zip(names, row, strict=True)) for row in result["rows"]]
 
 
 def month_of(value: Any) -> str:
