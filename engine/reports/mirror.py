@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 
 from engine.clock import Clock, SystemClock
 from engine.errors import EngineError
@@ -44,7 +44,8 @@ from engine.store.models import ChangeRow, InstanceRow, RecordRow, TaskRow
 RECORD_ENTITY = "record"
 DEFAULT_GAP_GRACE = timedelta(minutes=10)
 HISTORY_HORIZON = timedelta(hours=1)
-"""A hole under a change older than this (by its ``at``) is history, not an open transaction."""
+"""A hole under a change older than this (by its ``at``) is history, not an open transaction
+(SQLite and other databases without transaction-id watermarks)."""
 _ID_CHUNK = 500
 _GAP_CHUNK = 100
 _RELOAD_CHUNK = 5000
@@ -85,11 +86,19 @@ class Gap:
     shorten the wait), unless the change seen after the gap is older than
     :data:`HISTORY_HORIZON`: then the hole is history (a rolled-back transaction) and ``born`` is
     that change's ``at``, so a process starting on a long history does not poll every old hole.
+
+    ``watermark`` (PostgreSQL only): a transaction id assigned to the mirror itself after the
+    catch-up that noticed the gap had read the change above it. Every transaction that could hold
+    a number of the gap got its id before taking the number (see README.md, "Late commits"), so
+    before the watermark; once the oldest running transaction id (``pg_snapshot_xmin``) is past
+    it, all of them have ended and a number still missing was rolled back. On PostgreSQL the gap
+    is given up then, never by the clock.
     """
 
     low: int
     high: int
     born: datetime
+    watermark: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,8 @@ class ReportMirror:
         self._gaps: list[Gap] = []
         self._tables: dict[str, tuple[MirrorColumn, ...]] = {}
         """The form columns (metadata excluded) of every mirror table that exists."""
+        self._watermarks = database.dialect == "postgresql"
+        """Gaps end by transaction-id watermarks (exact) rather than by the grace window."""
         self._create_process_tables()
 
     # -- state --------------------------------------------------------------------------------
@@ -143,7 +154,8 @@ class ReportMirror:
 
     @property
     def gaps(self) -> tuple[Gap, ...]:
-        """Sequence numbers below :attr:`last_seq` still awaited (within the grace window)."""
+        """Sequence numbers below :attr:`last_seq` still awaited: on PostgreSQL until every
+        transaction that could commit one has ended, elsewhere within the grace window."""
         with self._lock:
             return tuple(self._gaps)
 
@@ -158,11 +170,17 @@ class ReportMirror:
 
         Late commits below :attr:`last_seq` (gaps) are looked for first, then new changes in
         batches of ``batch_size``; each batch is applied in one DuckDB transaction and only then
-        counted as seen. Gaps older than ``gap_grace`` are given up (a rolled-back transaction
-        leaves a hole in the sequence for ever).
+        counted as seen. A rolled-back transaction leaves a hole in the sequence for ever, so gaps
+        are given up: on PostgreSQL once every transaction that could still commit a number of the
+        gap has ended (transaction-id watermarks, exact); elsewhere after ``gap_grace``.
         """
         with self._lock:
             count = 0
+            oldest_running: int | None = None
+            if self._gaps and self._watermarks:
+                # Read before the gaps are: a transaction older than this has ended, so its
+                # change (if it committed) is visible to the gap read below.
+                oldest_running = self._oldest_running_xid()
             if self._gaps:
                 late = self._read_gap_changes()
                 if late:
@@ -179,9 +197,47 @@ class ReportMirror:
                 count += len(batch)
                 if len(batch) < self._batch_size:
                     break
-            horizon = self._clock.now() - self._grace
-            self._gaps = [gap for gap in self._gaps if gap.born >= horizon]
+            if self._watermarks:
+                self._expire_by_watermark(oldest_running)
+            else:
+                horizon = self._clock.now() - self._grace
+                self._gaps = [gap for gap in self._gaps if gap.born >= horizon]
             return count
+
+    def _expire_by_watermark(self, oldest_running: int | None) -> None:
+        """Give up the gaps whose every possible holder has ended (PostgreSQL); stamp the gaps
+        noticed by this catch-up with a watermark taken now, after their changes were read."""
+        if oldest_running is not None:
+            self._gaps = [
+                gap for gap in self._gaps
+                if gap.watermark is None or oldest_running <= gap.watermark
+            ]
+        if any(gap.watermark is None for gap in self._gaps):
+            watermark = self._own_xid()
+            self._gaps = [
+                gap if gap.watermark is not None else
+                Gap(gap.low, gap.high, gap.born, watermark)
+                for gap in self._gaps
+            ]
+
+    def _oldest_running_xid(self) -> int:
+        """``pg_snapshot_xmin`` of a fresh snapshot: every transaction id below it has ended."""
+        with self._database.read() as session:
+            value = session.execute(
+                text("SELECT CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT)")
+            ).scalar_one()
+        return int(value)
+
+    def _own_xid(self) -> int:
+        """A transaction id assigned now, to a transaction of the mirror's own that ends at once:
+        every id assigned before this call is lower. (``pg_snapshot_xmax`` is not enough: it is
+        one past the newest *completed* id, and a running transaction may hold a higher one.)"""
+        with self._database.engine.connect() as connection:
+            value = connection.execute(
+                text("SELECT CAST(pg_current_xact_id() AS TEXT)")
+            ).scalar_one()
+            connection.commit()
+        return int(value)
 
     def rebuild(self) -> int:
         """Drop every mirror table and replay the whole change sequence."""
@@ -254,7 +310,8 @@ class ReportMirror:
         previous = self._last_seq
         for change in batch:
             if change.seq > previous + 1:
-                born = now if change.at >= now - HISTORY_HORIZON else change.at
+                recent = self._watermarks or change.at >= now - HISTORY_HORIZON
+                born = now if recent else change.at
                 yield Gap(previous + 1, change.seq - 1, born)
             previous = change.seq
 
@@ -519,8 +576,8 @@ def _without(gaps: list[Gap], seen: set[int]) -> list[Gap]:
         low = gap.low
         for seq in sorted(s for s in seen if gap.low <= s <= gap.high):
             if seq > low:
-                result.append(Gap(low, seq - 1, gap.born))
+                result.append(Gap(low, seq - 1, gap.born, gap.watermark))
             low = seq + 1
         if low <= gap.high:
-            result.append(Gap(low, gap.high, gap.born))
+            result.append(Gap(low, gap.high, gap.born, gap.watermark))
     return result
