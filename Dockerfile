@@ -4,9 +4,13 @@
 # docker run -p 8000:8000 -e LOWCODE_DATABASE_URL=postgresql+psycopg://user:pass@db:5432/lowcode lowcode-engine
 #
 # Without LOWCODE_DATABASE_URL the engine uses SQLite at /var/lib/lowcode/var/lowcode.db; mount a
-# volume on /var/lib/lowcode to keep it.
+# volume on /var/lib/lowcode to keep it. docker-compose.yml runs it on PostgreSQL 15.
+# Logs are JSON lines on stderr; /health (liveness), /ready (database migrated) and /metrics
+# (Prometheus; no principal yet: keep the port off public networks) are served on port 8000.
 
-# ---- builder: wheels for the engine and every dependency -----------------------------------
+# ---- builder: the wheelhouse, built exactly as scripts/offline_install_check.sh builds it ----
+# (pip download of the pinned dependencies, wheels only, and pip wheel of the project). The
+# runtime stage then installs with --no-index, as an isolated machine would.
 FROM python:3.11-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -19,7 +23,8 @@ COPY engine ./engine
 COPY metadata ./metadata
 COPY migrations ./migrations
 COPY lowcode_docs_assets ./lowcode_docs_assets
-RUN pip wheel --wheel-dir /wheels .
+COPY scripts/offline_install_check.sh ./scripts/
+RUN WHEELHOUSE=/wheels PYTHON=python scripts/offline_install_check.sh --wheelhouse-only
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim
@@ -27,7 +32,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LOWCODE_LOG_FORMAT=json
 
 RUN groupadd --system --gid 10001 lowcode \
  && useradd --system --uid 10001 --gid lowcode --home-dir /var/lib/lowcode --create-home \

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +25,14 @@ DatabaseOption = typer.Option(None, "--database-url", envvar="LOWCODE_DATABASE_U
                               help="SQLAlchemy URL; default sqlite:///var/lowcode.db")
 
 
+class LogFormat(str, Enum):
+    json = "json"
+    plain = "plain"
+
+
+_LOG_FORMAT_HELP = "Log lines as JSON objects (time, level, logger, message, request_id, ...) or plain text"
+
+
 def _engine(database_url: Optional[str]):  # type: ignore[no-untyped-def]
     from engine.facade import Engine
 
@@ -41,21 +50,34 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
           port: int = typer.Option(8000, help="Port to listen on"),
           worker: bool = typer.Option(True, "--worker/--no-worker",
                                       help="Also fire timers and deliver the outbox in this process"),
-          database_url: Optional[str] = DatabaseOption) -> None:
-    """Serve the REST API (docs at /docs), with the background worker unless --no-worker."""
+          database_url: Optional[str] = DatabaseOption,
+          log_format: LogFormat = typer.Option(LogFormat.json, "--log-format", envvar="LOWCODE_LOG_FORMAT",
+                                               help=_LOG_FORMAT_HELP)) -> None:
+    """Serve the REST API (docs at /docs), with the background worker unless --no-worker.
+    Health at /health, readiness at /ready, Prometheus metrics at /metrics; one JSON log line
+    per request (request id, route template, status, duration) unless --log-format plain."""
+    import logging
+
     import uvicorn
 
     from engine.api.app import create_app
+    from engine.observability.logs import configure_logging
     from engine.worker import Worker
 
+    configure_logging(log_format.value)
     engine = _engine(database_url)
-    console.print(f"Serving on http://{host}:{port} (database {engine.db.engine.url.render_as_string(hide_password=True)})"
-                  + ("" if worker else "; worker disabled"))
+    serving = (f"Serving on http://{host}:{port} (database {engine.db.engine.url.render_as_string(hide_password=True)})"
+               + ("" if worker else "; worker disabled"))
+    if log_format is LogFormat.json:
+        logging.getLogger("lowcode.serve").info(serving)  # stdout and stderr stay JSON lines
+    else:
+        console.print(serving)
     background = Worker(engine) if worker else None
     if background is not None:
         background.start_thread()
     try:
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+        # Logging as configured above (log_config=None); the engine writes the access lines.
+        uvicorn.run(create_app(engine), host=host, port=port, log_level="info", log_config=None, access_log=False)
     finally:
         if background is not None:
             background.stop()
@@ -64,13 +86,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
 @app.command("worker")
 def run_worker(interval: float = typer.Option(1.0, min=0.05, help="Seconds to wait when a round found nothing to do"),
                once: bool = typer.Option(False, "--once", help="Run one round, print what it did and exit"),
-               database_url: Optional[str] = DatabaseOption) -> None:
+               database_url: Optional[str] = DatabaseOption,
+               log_format: LogFormat = typer.Option(LogFormat.plain, "--log-format", envvar="LOWCODE_LOG_FORMAT",
+                                                    help=_LOG_FORMAT_HELP)) -> None:
     """Fire due SLA timers and deliver outbox messages (safe to run several, on PostgreSQL)."""
-    import logging
-
+    from engine.observability.logs import configure_logging
     from engine.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_format.value)
     worker = Worker(_engine(database_url), interval=interval)
     if once:
         result = worker.run_once()

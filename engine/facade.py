@@ -3,6 +3,7 @@ same errors."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +23,7 @@ from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import MAX_DEPTH, check_document, check_text, dumps, loads
 from engine.mergepatch import changed_fields, merge_patch
+from engine.observability import engine_metrics
 from engine import notify
 from engine.reports import ReportMirror, run_report
 from engine.reports.exports import ReportExport, check_format, export_result
@@ -75,6 +77,8 @@ class Engine:
         self.mirror = ReportMirror(self.db, self.registry.form_versions, clock=self.clock,
                                    settings=self.settings.reports)
         self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
+        self.metrics = engine_metrics(self.db, self.mirror)
+        """Prometheus metrics of this engine, in a registry of its own (engine.observability)."""
 
     def migrate(self) -> None:
         """Create or upgrade the tables (Alembic)."""
@@ -523,7 +527,8 @@ class Engine:
 
         from engine.notify.delivery import deliver_due
 
-        return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit, dispatcher=self.dispatcher))
+        return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit, dispatcher=self.dispatcher,
+                                  on_outcome=self.metrics.delivery_outcome))
 
     def instance(self, instance_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
         """An instance with its tasks and its history, in order, as ``actor`` may see it (the
@@ -593,7 +598,11 @@ class Engine:
         spec = self.registry.report(key)
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
-        return run_report(self.mirror, spec, params, language=language, now=self.clock.now())
+        started = time.perf_counter()
+        try:
+            return run_report(self.mirror, spec, params, language=language, now=self.clock.now())
+        finally:
+            self.metrics.report_ran(key, time.perf_counter() - started)
 
     def run_dashboard(self, key: str, params: Mapping[str, Any] | None = None, *,
                       language: str = "en") -> dict[str, Any]:

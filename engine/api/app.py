@@ -1,16 +1,18 @@
-"""The FastAPI application: routes, error mapping, body limits, offline docs."""
+"""The FastAPI application: routes, error mapping, body limits, request ids and metrics, offline
+docs."""
 from __future__ import annotations
 
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.api.context import language_of
 from engine.api.docs import mount_docs
 from engine.api.limits import BodySizeLimit, BodyTooLarge
+from engine.api.observability import RequestObservation
+from engine.api.observability import router as operations_router
 from engine.api.responses import ExactJSONResponse, error_body
 from engine.api.outbox_routes import router as outbox_router
 from engine.api.routes import router
@@ -31,6 +33,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(workflow_router)  # first: its fixed paths win over /tasks/{id}/{action}
     app.include_router(router)
     app.include_router(outbox_router)
+    app.include_router(operations_router)  # /health, /ready, /metrics
     mount_docs(app)
 
     @app.exception_handler(EngineError)
@@ -60,21 +63,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ExactJSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return ExactJSONResponse(error_body("", "internal", "Internal error; it has been logged"), status_code=500)
-
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["operations"])
-    def ready() -> ExactJSONResponse:
-        try:
-            with engine.db.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - readiness reports, never raises
-            return ExactJSONResponse({"status": "unavailable"}, status_code=503)
-        return ExactJSONResponse({"status": "ready"})
+        # Runs outside RequestObservation (Starlette's outermost error middleware): the
+        # request id comes from the scope, where the middleware left it.
+        request_id = getattr(request.state, "request_id", None)
+        log.exception("unhandled error on %s %s", request.method, request.url.path, extra={"request_id": request_id})
+        return ExactJSONResponse(error_body("", "internal", "Internal error; it has been logged"), status_code=500,
+                                 headers={"X-Request-ID": request_id} if request_id else None)
 
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
+    app.add_middleware(RequestObservation, metrics=engine.metrics)  # last added: outermost
     return app

@@ -68,11 +68,14 @@ class DeliveryStats:
 
 
 def deliver_due(db: Database, clock: Clock, settings: Settings | OutboxSettings, *, limit: int = 100,
-                dispatcher: Dispatcher | None = None, draw: Callable[[], float] = random.random) -> DeliveryStats:
+                dispatcher: Dispatcher | None = None, draw: Callable[[], float] = random.random,
+                on_outcome: Callable[[str, str], None] | None = None) -> DeliveryStats:
     """Send up to ``limit`` due messages once each; see the module docstring for the protocol.
 
     ``dispatcher`` defaults to one built from ``settings`` (URLs checked, raising
-    :class:`NotifyConfigError`); ``draw`` gives the jitter in [0, 1).
+    :class:`NotifyConfigError`); ``draw`` gives the jitter in [0, 1); ``on_outcome(channel,
+    outcome)`` hears of every attempt (``delivered``, ``skipped``, ``retrying``, ``dead``), for
+    metrics.
     """
     outbox = settings if isinstance(settings, OutboxSettings) else settings.outbox
     dispatcher = dispatcher or Dispatcher.from_settings(outbox, clock)
@@ -85,6 +88,8 @@ def deliver_due(db: Database, clock: Clock, settings: Settings | OutboxSettings,
             counts["released"] += _write(db, message.id, lease, {"next_attempt_at": previous})
             continue
         kind, values = _attempt(dispatcher, message, clock, outbox, draw)
+        if on_outcome is not None:
+            on_outcome(message.channel, kind)
         if _write(db, message.id, lease, values):
             counts[kind] += 1
         else:

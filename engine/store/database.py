@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +42,12 @@ class Database:
             event.listen(self._read_engine, "begin", _sqlite_begin_deferred)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._heads: set[str] | None = None
+
+    @property
+    def write_sessions(self) -> sessionmaker[Session]:
+        """The factory behind :meth:`transaction` (for session event listeners, e.g. metrics)."""
+        return self._sessions
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -67,6 +73,20 @@ class Database:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def schema_revisions(self) -> tuple[set[str], set[str]]:
+        """``(current, head)``: the Alembic revisions the database is at (empty when it was never
+        migrated) and the heads of the migrations bundled with this engine. Raises when the
+        database cannot be reached."""
+        from alembic.script import ScriptDirectory
+
+        if self._heads is None:
+            self._heads = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+        with self._read_engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return set(), set(self._heads)
+            current = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        return current, set(self._heads)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,10 +7,12 @@ both databases.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Index, Integer, MetaData, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from engine.observability.context import current_request_id
 from engine.store.types import UTCDateTime
 
 NAMING = {
@@ -223,6 +225,13 @@ class AuditRow(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The HTTP request that caused the entry (its ``X-Request-ID``, engine.observability);
+    None for the worker and the command line."""
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("request_id", current_request_id())  # the request being served
+        super().__init__(**values)
 
 
 class OutboxRow(Base):

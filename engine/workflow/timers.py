@@ -17,6 +17,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from engine.jsoncodec import loads
+from engine.observability.metrics import observe
 from engine.security import Principal
 from engine.store.models import InstanceRow, OutboxRow, RecordRow, TaskRow, TimerRow
 from engine.workflow.runtime import ProcessStuck, Runner
@@ -69,6 +70,7 @@ def fire_one(session: Any, timer_id: int, instance_id: str, now: datetime,
     runner = Runner(session, spec, now, supervisors)
     runner._load(instance, data)
     kind = TimerKind(timer.kind)
+    observe(session, "timer_lag", (now - timer.fire_at).total_seconds(), kind=kind.value)
     timer.fired_at = now
     timer.status = "fired"
     if kind is TimerKind.REMIND and sla is not None:
