@@ -85,6 +85,8 @@ class Engine:
         self.db.migrate()
 
     def close(self) -> None:
+        """Release the database pool and the report mirror (its DuckDB connection)."""
+        self.mirror.close()
         self.db.dispose()
 
     # -- definitions ---------------------------------------------------------------------------
@@ -234,11 +236,22 @@ class Engine:
         :class:`PreconditionRequired` (428); a stale one, or losing a race to a concurrent
         update, raises :class:`PreconditionFailed` (412) and changes nothing. Top-level fields
         the record's form version does not declare (written under another version, or tolerated
-        extras) are kept untouched unless the patch names them. The record's process instance is
-        not re-routed. A patch that changes nothing writes nothing.
+        extras) are kept untouched unless the patch names them. A patch that changes nothing
+        writes nothing.
+
+        A record that started a process instance is locked: while the instance runs and after
+        it ended, :class:`Conflict` ``record.in_process`` (409) and nothing is written, so that
+        what the process decided on is what stays stored (no process state lets the applicant
+        edit; one that should would have to unlock the record explicitly). Instances start only
+        in the transaction that creates their record, so a record without one never gets one
+        later: checking once, before anything is written, is enough.
         """
         if not _known_id(record_id):
             raise NotFound("record.not_found", params={"id": record_id[:64]})
+        with self.db.read() as session:
+            if session.get(RecordRow, record_id) is None:
+                raise NotFound("record.not_found", params={"id": record_id})
+            _check_not_in_process(session, record_id)
         if if_match is None:
             raise PreconditionRequired("record.precondition_required")
         if not isinstance(changes, dict):
@@ -315,8 +328,19 @@ class Engine:
     # -- tasks and instances -------------------------------------------------------------------
 
     def tasks(self, *, role: str | None = None, user: str | None = None, status: str = "open",
-              offset: int = 0, limit: int = 100) -> dict[str, Any]:
-        """The inbox: tasks by role and/or assigned user, newest first."""
+              offset: int = 0, limit: int = 100, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """The inbox: tasks by role and/or assigned user, newest first, as ``actor`` may see
+        them (the rule of :meth:`instance`): tasks of cases ``actor`` is staff of in full
+        (``"view": "staff"``), tasks of the applicant's own cases in the public view
+        (``"view": "applicant"``), no others. ``{items, total, offset, limit}``; ``status`` is
+        one of :data:`TASK_STATUSES` or ``all`` (422 at ``status`` otherwise), ``limit`` 1-500."""
+        from sqlalchemy import func
+
+        from engine.workflow.access import is_named
+
+        if status not in (*TASK_STATUSES, "all"):
+            raise ValidationFailed([Issue("status", "request.bad_parameter", {
+                "name": "status", "reason": f"one of {', '.join((*TASK_STATUSES, 'all'))}"})])
         offset, limit = _paging(offset, limit, 500)
         with self.db.read() as session:
             query = select(TaskRow, InstanceRow).join(InstanceRow, InstanceRow.id == TaskRow.instance_id)
@@ -326,10 +350,38 @@ class Engine:
                 query = query.where(TaskRow.assignee_role == role)
             if user is not None:
                 query = query.where(TaskRow.assignee_user == user)
+            specs = self._process_specs(session)
+            staff = {version for version, spec in specs.items()
+                     if actor is SYSTEM or (is_named(actor) and actor.roles & (self.settings.supervisor_roles | spec.staff_roles))}
+            if actor is not SYSTEM:
+                query = query.where(_inbox_scope(session, actor, staff, set(specs)))
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(query.order_by(TaskRow.created_at.desc(), TaskRow.id).offset(offset).limit(limit)).all()
-            return {"items": [_task_view(task, instance) for task, instance in rows]}
+            items = []
+            for task, instance in rows:
+                version = (instance.process_key, instance.process_version)
+                if actor is SYSTEM or version in staff or (is_named(actor) and actor.id != instance.started_by):
+                    items.append({**_task_view(task, instance), "view": "staff"})
+                else:
+                    items.append(_applicant_task_view(task, instance, specs[version].tracking.show_staff))
+            return {"items": items, "total": total, "offset": offset, "limit": limit}
 
-    def task(self, task_id: str) -> dict[str, Any]:
+    def _process_specs(self, session: Any) -> dict[tuple[str, int], Any]:
+        """Every stored process version's compiled spec, by ``(key, version)``."""
+        from engine.store.models import DefinitionRow
+
+        versions = session.execute(select(DefinitionRow.key, DefinitionRow.version)
+                                   .where(DefinitionRow.kind == "process")).all()
+        specs = {(key, version): self.registry.process(key, version) for key, version in versions}
+        return {version: spec for version, spec in specs.items() if spec is not None}
+
+    def task(self, task_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """One task as ``actor`` may see it (the rule of :meth:`instance`): staff of the case get
+        everything (``"view": "staff"``), the applicant the public view (``"view":
+        "applicant"``: step, status, times; who handles it only if the process shows staff;
+        never comments), anybody else 404 ``task.not_found``."""
+        from engine.workflow.access import View
+
         if not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
         with self.db.read() as session:
@@ -338,7 +390,13 @@ class Engine:
                 raise NotFound("task.not_found", params={"id": task_id})
             instance = session.get(InstanceRow, task.instance_id)
             assert instance is not None
-            return _task_view(task, instance)
+            try:
+                spec, _tasks, _events, view = self._visible(session, instance, actor)
+            except NotFound:
+                raise NotFound("task.not_found", params={"id": task_id}) from None
+            if view is View.STAFF:
+                return {**_task_view(task, instance), "view": "staff"}
+            return _applicant_task_view(task, instance, spec.tracking.show_staff)
 
     def act(self, task_id: str, action: str, actor: Principal, comment: str | None = None, *,
             idempotency_key: str | None = None) -> dict[str, Any]:
@@ -346,6 +404,7 @@ class Engine:
         other raises :class:`Conflict` (409). With an ``idempotency_key`` a retry of the same
         action by the same actor returns the instance as the first call left it and does
         nothing more."""
+        _require_named(actor)
         _storable(comment, "/comment")
         claim = None
         if idempotency_key is not None:
@@ -396,8 +455,8 @@ class Engine:
     def withdraw(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
         """The applicant takes the request back; 409 once anybody has decided on it."""
         _storable(reason, "/comment")
-        return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
-                             runner.withdraw(instance, actor, reason, data))
+        return self._operate(instance_id=instance_id, actor=actor, named=False, operation=lambda runner, instance, task, data:
+                             runner.withdraw(instance, actor, reason, data))  # the runner refuses shared ids itself
 
     def cancel_instance(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
         """Stop a case (supervisors): open tasks are cancelled and no timer fires afterwards."""
@@ -430,14 +489,21 @@ class Engine:
                              runner.comment(instance, actor, text, internal))
 
     def _operate(self, *, operation: Callable[..., Any], actor: Principal, task_id: str | None = None,
-                 instance_id: str | None = None, claim: idempotency.IdempotencyClaim | None = None) -> dict[str, Any]:
+                 instance_id: str | None = None, claim: idempotency.IdempotencyClaim | None = None,
+                 named: bool = True) -> dict[str, Any]:
         """One runtime operation in one transaction: lock the instance, re-read the task under
         the lock, run, commit; return the instance as it now is, as ``actor`` may see it.
 
         With a ``claim`` the idempotency key is looked up again under the lock: a twin that
         waited for the first call to commit replays its answer instead of finding the task
         closed. The answer is stored with the key, so a retry replays it even after the case
-        moved on."""
+        moved on.
+
+        Every runtime operation needs a named actor (or the engine itself): an anonymous or
+        shared identity is refused with 403 ``task.anonymous_actor`` before anything is read
+        (``withdraw`` answers ``instance.not_applicant`` instead: ``named=False``)."""
+        if named:
+            _require_named(actor)
         if task_id is not None and not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
         if instance_id is not None and not _known_id(instance_id):
@@ -813,6 +879,65 @@ def _dependency_order(documents: list[tuple[Path, dict[str, Any]]]) -> list[tupl
     others = sorted((item for item in documents if item[1]["kind"] != "form"),
                     key=lambda item: (_LOAD_ORDER[item[1]["kind"]], str(item[0])))
     return ordered + others
+
+
+TASK_STATUSES = tuple(status.value for status in TaskStatus)
+
+
+def _inbox_scope(session: Any, actor: Principal, staff: set[tuple[str, int]], known: set[tuple[str, int]]) -> Any:
+    """The SQL condition on a task's instance that :func:`engine.workflow.access.view_of`
+    answers with a view for ``actor``: staff by role (``staff``: process versions), or, on a
+    process version still known, the applicant, somebody assigned to, claiming or acting on
+    one of its tasks, an actor of one of its events, or a copied user."""
+    from sqlalchemy import and_, false, or_
+    from sqlalchemy.orm import aliased
+
+    from engine.workflow.access import is_named
+
+    def versions(pairs: set[tuple[str, int]]) -> Any:
+        if not pairs:
+            return false()
+        return or_(*[and_(InstanceRow.process_key == key, InstanceRow.process_version == version)
+                     for key, version in sorted(pairs)])
+
+    uid = actor.id
+    involved: Any = InstanceRow.started_by == uid
+    if is_named(actor):
+        other = aliased(TaskRow)
+        needle = dumps(uid).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        copied = [instance_id for instance_id, variables in session.execute(
+            select(InstanceRow.id, InstanceRow.variables).where(InstanceRow.variables.like(f"%{needle}%", escape="\\")))
+            if uid in loads(variables or "{}").get("cc", [])]
+        involved = or_(
+            involved,
+            InstanceRow.id.in_(select(other.instance_id).where(
+                or_(other.assignee_user == uid, other.claimed_by == uid, other.acted_by == uid))),
+            InstanceRow.id.in_(select(InstanceEventRow.instance_id).where(InstanceEventRow.actor == uid)),
+            InstanceRow.id.in_(copied) if copied else false(),
+        )
+    return or_(versions(staff), and_(versions(known), involved))
+
+
+def _applicant_task_view(task: TaskRow, instance: InstanceRow, show_staff: bool) -> dict[str, Any]:
+    """A task of the applicant's own case: the public view with its case and record."""
+    return {**_public_task_view(task, instance, show_staff), "instance_id": instance.id,
+            "process": instance.process_key, "record_id": instance.record_id, "view": "applicant"}
+
+
+def _require_named(actor: Principal) -> None:
+    """403 ``task.anonymous_actor`` unless ``actor`` is a named person or the engine itself."""
+    from engine.workflow.access import is_named
+
+    if not is_named(actor):
+        raise Forbidden("task.anonymous_actor")
+
+
+def _check_not_in_process(session: Any, record_id: str) -> None:
+    """``record.in_process`` (409) if the record started a process instance, running or ended."""
+    status = session.scalars(select(InstanceRow.status).where(InstanceRow.record_id == record_id)
+                             .order_by(InstanceRow.started_at.desc()).limit(1)).first()
+    if status is not None:
+        raise Conflict("record.in_process", params={"status": status})
 
 
 def _instance_summary(instance: InstanceRow) -> dict[str, Any]:

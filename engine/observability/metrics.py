@@ -28,6 +28,7 @@ needed); :meth:`Metrics.watch` applies what a session noted when — and only if
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -166,10 +167,15 @@ def engine_metrics(db: Any, mirror: Any) -> Metrics:
         with db.read() as session:
             return float(session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")) or 0)
 
+    mirror_ref = weakref.ref(mirror)  # the registry must not keep the mirror (a DuckDB connection) alive
+
     def mirror_lag() -> float:
+        current = mirror_ref()
+        if current is None:
+            return 0.0
         with db.read() as session:
             newest = session.scalar(select(func.max(ChangeRow.seq))) or 0
-        return float(max(newest - mirror.last_seq, 0))
+        return float(max(newest - current.last_seq, 0))
 
     metrics.sample("lowcode_outbox_pending", "Outbox messages waiting for delivery", outbox_pending)
     metrics.sample("lowcode_report_mirror_lag_changes",
