@@ -44,10 +44,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.too_large": {"en": "The body is larger than {limit} bytes", "zh-CN": "请求体超过 {limit} 字节"},
     "request.not_object": {"en": "An object is expected here", "zh-CN": "此处需要一个对象"},
     "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
-    # readiness (GET /ready)
-    "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
-    "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},
-    "ready.schema_unknown": {"en": "The database is at migration {current}, which this engine (head {head}) does not know: it was migrated by a newer version", "zh-CN": "数据库处于迁移版本 {current}，本引擎（最新版本 {head}）不认识该版本：数据库已由更新的版本迁移"},
     # not found / conflict
     "definition.not_found": {"en": "No {kind} definition named {key}", "zh-CN": "不存在名为 {key} 的 {kind} 定义"},
     "definition.version_not_found": {"en": "{kind} {key} has no version {version}", "zh-CN": "{kind} {key} 没有版本 {version}"},
@@ -109,6 +105,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.branch_loops_to_split": {"en": "A branch leads back to its own parallel state {state}", "zh-CN": "分支又回到了其所属并行状态 {state}"},
     "definition.state_in_two_parallels": {"en": "State {state} belongs to branches of two parallel states", "zh-CN": "状态 {state} 同时属于两个并行状态的分支"},
     "definition.state_in_two_branches": {"en": "State {state} is reached from two branches of one parallel state", "zh-CN": "状态 {state} 可从同一并行状态的两个分支到达"},
+    "definition.unknown_calendar": {"en": "Unknown calendar {name}; expected one of the report's calendars {expected}", "zh-CN": "未知的工作日历 {name}；应为报表 calendars 中的 {expected} 之一"},
     "definition.no_calendar": {"en": "An SLA in business hours needs a valid calendar", "zh-CN": "按工作时间计算的时限需要有效的工作日历"},
     # records
     "record.required": {"en": "This field is required", "zh-CN": "此字段为必填项"},
@@ -143,6 +140,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     # reports
     "report.bad_parameter": {"en": "Report parameter {name} is invalid", "zh-CN": "报表参数 {name} 无效"},
     "report.bad_drill": {"en": "The drill value is invalid: {reason}", "zh-CN": "钻取参数无效：{reason}"},
+    "report.calendar_range": {"en": "Report {report} measures business hours over {first}–{last}, more than {years} years; narrow the data with filters", "zh-CN": "报表 {report} 按工作时间计算的数据跨越 {first}–{last} 年，超过 {years} 年；请用筛选条件缩小范围"},
     "report.stale": {"en": "Report {key} no longer matches form {form}; upload the report again", "zh-CN": "报表 {key} 与表单 {form} 的当前版本不再匹配，请重新上传报表"},
     "report.unknown_format": {"en": "Unknown format {format}; expected one of {expected}", "zh-CN": "未知格式 {format}；应为 {expected} 之一"},
     "report.timeout": {"en": "The report took longer than {seconds} seconds and was stopped; narrow it down or try again later", "zh-CN": "报表查询超过 {seconds} 秒已被中止，请缩小查询范围或稍后重试"},

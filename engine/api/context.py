@@ -38,4 +38,4 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
 
 JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 OPTIONAL_JSON_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"comment": {"type": "string"}}}}}}}
+    "type": "object", "properties": {"comment": {"type": "string"}}, "additionalProperties": False}}}}}

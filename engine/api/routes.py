@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, json_body, language_of
 from engine.api.responses import ExactJSONResponse, export_headers
+from engine.api.workflow_routes import unknown_fields
 from engine.errors import BadRequest, Issue, ValidationFailed, negotiate_language
 from engine.reports.exports import MEDIA_TYPES
 
@@ -98,16 +99,39 @@ async def update_record(request: Request, record_id: str,
     return _record_response(record)
 
 
-@router.get("/tasks", tags=["tasks"])
-def list_tasks(request: Request, role: str | None = None, user: str | None = None, status: str = "open") -> ExactJSONResponse:
+def _paging_parameters(default_limit: int, most: int) -> dict[str, Any]:
+    """``offset`` and ``limit`` for the OpenAPI document; read by :func:`_int` and checked by
+    the engine, so that a bad one is 400 ``request.bad_parameter`` at ``offset``/``limit``
+    as for every list."""
+    return {"parameters": [
+        {"name": "offset", "in": "query", "required": False, "description": "Items to skip (0 to 1000000000).",
+         "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}},
+        {"name": "limit", "in": "query", "required": False, "description": f"Items per page (1 to {most}).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": most, "default": default_limit}}]}
+
+
+_TASK_STATUSES = ["open", "waiting", "completed", "cancelled", "all"]
+
+
+@router.get("/tasks", tags=["tasks"], openapi_extra=_paging_parameters(100, 500))
+def list_tasks(request: Request,
+               role: Annotated[str | None, Query(description="Only tasks offered to this role.")] = None,
+               user: Annotated[str | None, Query(description="Only tasks assigned to this user.")] = None,
+               status: Annotated[str, Query(description="Task status, or all; anything else is 422 at status.",
+                                            json_schema_extra={"enum": _TASK_STATUSES})] = "open") -> ExactJSONResponse:
+    """The caller's inbox, newest first: ``{items, total, offset, limit}``. Only tasks of cases
+    the caller takes part in: staff of the case see each task in full, the applicant the
+    public view of their own case's tasks."""
     inbox = engine_of(request).tasks(role=role, user=user, status=status, offset=_int(request, "offset", 0),
-                                     limit=_int(request, "limit", 100))
+                                     limit=_int(request, "limit", 100), actor=actor_of(request))
     return ExactJSONResponse(inbox)
 
 
 @router.get("/tasks/{task_id}", tags=["tasks"])
 def get_task(request: Request, task_id: str) -> ExactJSONResponse:
-    return ExactJSONResponse(engine_of(request).task(task_id))
+    """One task as the caller may see it (staff: everything; the applicant: the public view;
+    anybody else: 404)."""
+    return ExactJSONResponse(engine_of(request).task(task_id, actor_of(request)))
 
 
 @router.post("/tasks/{task_id}/{action}", openapi_extra=OPTIONAL_JSON_BODY, tags=["tasks"])
@@ -118,8 +142,11 @@ async def act_on_task(request: Request, task_id: str, action: str) -> ExactJSONR
         if not isinstance(body, dict):
             raise ValidationFailed([_issue("", "request.not_object")])
         comment = body.get("comment")
+        issues = unknown_fields(body, ["comment"])
         if comment is not None and not isinstance(comment, str):
-            raise ValidationFailed([_issue("/comment", "record.type", {"expected": "string"})])
+            issues.append(_issue("/comment", "record.type", {"expected": "string"}))
+        if issues:
+            raise ValidationFailed(issues)
     key = request.headers.get("idempotency-key")
     return ExactJSONResponse(await run_in_threadpool(lambda: engine_of(request).act(
         task_id, action, actor_of(request), comment, idempotency_key=key)))

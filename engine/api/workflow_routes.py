@@ -11,26 +11,33 @@ from fastapi.concurrency import run_in_threadpool
 from engine.api.context import actor_of, engine_of, json_body, language_of
 from engine.api.responses import ExactJSONResponse
 from engine.errors import Issue, ValidationFailed
+from engine.jsonpointer import escape
 
 router = APIRouter(prefix="/api/v1", default_response_class=ExactJSONResponse)
 
 
 def _body_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"requestBody": {"required": bool(required), "content": {"application/json": {"schema": {
-        "type": "object", "properties": properties, "required": required}}}}}
+        "type": "object", "properties": properties, "required": required, "additionalProperties": False}}}}}
 
 
 _TEXT = {"type": "string"}
 COMMENT_BODY = _body_schema({"comment": _TEXT}, [])
+NO_BODY = _body_schema({}, [])
+MAX_UNKNOWN_REPORTED = 50
 
 
 async def _fields(request: Request, required: dict[str, type], optional: dict[str, type]) -> dict[str, Any]:
-    """The JSON body's named fields, type-checked; every problem reported at once."""
+    """The JSON body's named fields, type-checked; every problem reported at once. A member
+    the operation does not take is refused (``request.unknown_field`` at its pointer): a typo
+    such as ``comentt`` must not pass for an operation without a comment."""
     body = await json_body(request, optional=not required)
     body = {} if body is None else body
     if not isinstance(body, dict):
         raise ValidationFailed([Issue("", "request.not_object", {})])
-    issues, values = [], {}
+    allowed = sorted({**required, **optional})
+    issues = unknown_fields(body, allowed)
+    values: dict[str, Any] = {}
     for name, kind in {**required, **optional}.items():
         value = body.get(name)
         if value is None:
@@ -46,8 +53,15 @@ async def _fields(request: Request, required: dict[str, type], optional: dict[st
     return values
 
 
-@router.post("/tasks/{task_id}/claim", openapi_extra=COMMENT_BODY, tags=["tasks"])
+def unknown_fields(body: dict[str, Any], allowed: list[str]) -> list[Issue]:
+    """``request.unknown_field`` for each member of ``body`` not in ``allowed`` (the first 50)."""
+    unknown = [name for name in body if name not in allowed][:MAX_UNKNOWN_REPORTED]
+    return [Issue(f"/{escape(name)}", "request.unknown_field", {"field": name[:64], "allowed": allowed}) for name in unknown]
+
+
+@router.post("/tasks/{task_id}/claim", openapi_extra=NO_BODY, tags=["tasks"])
 async def claim_task(request: Request, task_id: str) -> ExactJSONResponse:
+    await _fields(request, {}, {})  # no body, or an empty object
     return ExactJSONResponse(await run_in_threadpool(engine_of(request).claim_task, task_id, actor_of(request)))
 
 

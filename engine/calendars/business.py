@@ -212,6 +212,12 @@ class BusinessCalendar:
             total += self._year(year).total
         return timedelta(microseconds=total)
 
+    def working_spans(self, year: int) -> tuple[Span, ...]:
+        """Every working interval ``[start, end)`` of the local dates of ``year``, in order, as
+        UTC microseconds since the epoch (the table ``between`` sums; engine/reports loads it into
+        DuckDB to measure durations in business hours there)."""
+        return tuple(span for day in self._year(year).spans for span in day)
+
     # -- internals -------------------------------------------------------------------------
 
     def _makeup_hours(self) -> DayHours:

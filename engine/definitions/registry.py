@@ -53,6 +53,8 @@ class DefinitionRegistry:
             raise DefinitionInvalid([Issue("", "request.not_object")])
         check_document(document)
         kind = document.get("kind")
+        if kind is None:
+            raise DefinitionInvalid([Issue("/kind", "definition.required", {"field": "kind", "expected": list(KINDS)})])
         if kind not in KINDS:
             raise DefinitionInvalid([Issue("/kind", "definition.unknown_kind", {"kind": kind, "expected": list(KINDS)})])
         issues = check_against_metaschema(kind, document)

@@ -488,9 +488,55 @@ class _Compilation:
         start = self._field(f"{pointer}/from", entry.get("from"), TEMPORAL, "date/datetime")
         end = self._field(f"{pointer}/to", entry.get("to"), TEMPORAL, "date/datetime")
         unit = entry.get("unit", "days")
-        if start is None or end is None or unit not in ("days", "hours"):
+        calendar: Any = None
+        calendar_key: str | None = None
+        if unit == "business_hours":
+            calendar, calendar_key = self._calendar(f"{pointer}/calendar", entry.get("calendar"))
+        elif "calendar" in entry:
+            self.issues.append(
+                Issue(f"{pointer}/calendar", "definition.unexpected_part", {"part": "calendar"})
+            )
             return None
-        return Duration(start, end, unit)
+        if start is None or end is None or unit not in ("days", "hours", "business_hours"):
+            return None
+        if unit == "business_hours" and calendar is None:
+            return None
+        return Duration(start, end, unit, calendar, calendar_key)
+
+    def _calendar(self, pointer: str, name: Any) -> tuple[Any, str | None]:
+        """The business calendar a ``business_hours`` duration names (one of the report's
+        ``calendars``; none named: the engine.calendars defaults), and a digest of its
+        configuration."""
+        import hashlib
+        import json
+
+        from engine.calendars import BusinessCalendar, CalendarConfigError
+
+        calendars = self.document.get("calendars")
+        calendars = calendars if isinstance(calendars, Mapping) else {}
+        if name is None:
+            config: Any = {}
+            config_pointer = pointer
+        elif isinstance(name, str) and isinstance(calendars.get(name), Mapping):
+            config = calendars[name]
+            config_pointer = f"/calendars/{name}"
+        else:
+            self.issues.append(
+                Issue(pointer, "definition.unknown_calendar",
+                      {"name": name, "expected": sorted(calendars)})
+            )
+            return None, None
+        try:
+            calendar = BusinessCalendar.from_config(config)
+        except CalendarConfigError as exc:
+            located = exc.located(config_pointer)
+            if not any(issue in self.issues for issue in located):
+                self.issues.extend(located)
+            return None, None
+        digest = hashlib.sha256(
+            json.dumps(config, sort_keys=True, ensure_ascii=False, default=str).encode()
+        ).hexdigest()[:16]
+        return calendar, digest
 
     def _sort_key(self, pointer: str, entry: Any) -> None:
         if not isinstance(entry, Mapping):

@@ -140,6 +140,8 @@ class ReportMirror:
         self._gaps: list[Gap] = []
         self._tables: dict[str, tuple[MirrorColumn, ...]] = {}
         """The form columns (metadata excluded) of every mirror table that exists."""
+        self._calendar_years: dict[str, set[int]] = {}
+        """Business calendars loaded (``calendar_table``): their key -> the years loaded."""
         self._watermarks = database.dialect == "postgresql"
         """Gaps end by transaction-id watermarks (exact) rather than by the grace window."""
         self._create_process_tables()
@@ -251,6 +253,43 @@ class ReportMirror:
             return self.catch_up()
 
     # -- serving queries ----------------------------------------------------------------------
+
+    def calendar_table(self, key: str, calendar: Any, first_year: int, last_year: int) -> str:
+        """The table ``"_calendar_<key>"`` (``iv_start``, ``iv_end``: UTC microseconds) of the
+        working intervals of ``calendar`` (an ``engine.calendars.BusinessCalendar``), with every
+        local year ``first_year..last_year`` loaded; years loaded once stay (a cache)."""
+        if not key.isalnum():
+            raise ValueError(f"not a calendar key: {key!r}")
+        table = quote(f"_calendar_{key}")
+        with self._lock:
+            loaded = self._calendar_years.get(key)
+            missing = [
+                year for year in range(first_year, last_year + 1)
+                if loaded is None or year not in loaded
+            ]
+            if loaded is not None and not missing:
+                return table
+            starts: list[int] = []
+            ends: list[int] = []
+            for year in missing:
+                for start, end in calendar.working_spans(year):
+                    starts.append(start)
+                    ends.append(end)
+
+            def write() -> None:
+                self._connection.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (iv_start BIGINT, iv_end BIGINT)"
+                )
+                if starts:
+                    self._connection.execute(
+                        f"INSERT INTO {table} SELECT unnest(CAST(? AS BIGINT[])), "
+                        "unnest(CAST(? AS BIGINT[]))",
+                        [starts, ends],
+                    )
+
+            self._in_transaction(write)
+            self._calendar_years[key] = (loaded or set()) | set(missing)
+            return table
 
     def columns(self, form_key: str) -> dict[str, MirrorColumn]:
         """The columns of ``form_key``'s table by name (metadata included), creating the table or

@@ -8,13 +8,13 @@ the time zone, the bucket grain, the limit) is a bound ``?`` parameter.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.errors import Conflict, Issue, ValidationFailed
+from engine.errors import Conflict, Invalid, Issue, ValidationFailed
 from engine.reports._columns import (
     MirrorColumn,
     exact_decimal,
@@ -35,6 +35,9 @@ client rounds an (almost) exact value, and an independent recomputation agrees t
 _QUANTUM = Decimal(1).scaleb(-RESULT_DIGITS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_PER = {"days": 86_400_000, "hours": 3_600_000}
+_US_PER_HOUR = 3_600_000_000
+MAX_CALENDAR_YEARS = 50
+"""The widest span of years a business-hours duration loads its calendar for."""
 _COMPARISONS = {"eq": "=", "ne": "IS DISTINCT FROM", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
 
@@ -68,7 +71,8 @@ def run_report(
     mirror.catch_up()
     _check_fields(spec, mirror)
     context = _Context(
-        spec, values, drill_path, language, now or datetime.now(UTC), ZoneInfo(spec.timezone)
+        spec, values, drill_path, language, now or datetime.now(UTC), ZoneInfo(spec.timezone),
+        _calendar_tables(mirror, spec),
     )
     plan = _plan(context)
     rows = mirror.execute(plan.sql, plan.params)
@@ -291,6 +295,8 @@ class _Context:
     language: str
     now: datetime
     zone: ZoneInfo
+    calendars: Mapping[str, str] = field(default_factory=dict)
+    """``calendar_key`` -> the mirror table of that calendar's working intervals."""
 
 
 class _Builder:
@@ -616,7 +622,7 @@ def _duration(builder: _Builder, duration: Duration) -> tuple[Callable[[], str],
     """A per-row SQL expression of the duration in whole storage units (built anew, with its own
     parameters, at each use), and the divisor that turns it into ``duration.unit``."""
     zone = builder.context.spec.timezone
-    if duration.start.type == "date" and duration.end.type == "date":
+    if duration.unit != "business_hours" and duration.start.type == "date" and duration.end.type == "date":
 
         def days() -> str:
             start, end = builder.column(duration.start), builder.column(duration.end)
@@ -630,12 +636,82 @@ def _duration(builder: _Builder, duration: Duration) -> tuple[Callable[[], str],
             return f"timezone({builder.bind(zone)}, CAST({builder.column(ref)} AS TIMESTAMP))"
         return builder.column(ref)
 
+    if duration.unit == "business_hours":
+        table = builder.context.calendars[str(duration.calendar_key)]
+
+        def working() -> str:
+            # The working time of [start, end): the sum, over the calendar's working intervals
+            # that overlap it, of least(end, iv_end) - greatest(start, iv_start), in
+            # microseconds; NULL when an end is missing or the end is before the start. Each
+            # piece is built in text order, so its parameters are bound in order.
+            parts: list[str] = []
+            for text_piece in (
+                "CASE WHEN ", "end", " IS NULL OR ", "start", " IS NULL OR ", "end", " < ",
+                "start", " THEN NULL ELSE (SELECT coalesce(sum(least(iv.iv_end, ", "end",
+                ") - greatest(iv.iv_start, ", "start", ")), 0) FROM ", "table",
+                " AS iv WHERE iv.iv_start < ", "end", " AND iv.iv_end > ", "start", ") END",
+            ):
+                if text_piece == "start":
+                    parts.append(f"epoch_us({instant(duration.start)})")
+                elif text_piece == "end":
+                    parts.append(f"epoch_us({instant(duration.end)})")
+                elif text_piece == "table":
+                    parts.append(table)
+                else:
+                    parts.append(text_piece)
+            return f"({''.join(parts)})"
+
+        return working, _US_PER_HOUR
+
     def expression() -> str:
         later = instant(duration.end)  # first in the text, so bound first
         earlier = instant(duration.start)
         return f"(epoch_ms({later}) - epoch_ms({earlier}))"
 
     return expression, _MS_PER[duration.unit]
+
+
+def _calendar_tables(mirror: ReportMirror, spec: ReportSpec) -> dict[str, str]:
+    """Load the working intervals of every business-hours calendar the report uses, for the
+    years its durations' fields span (one cheap min/max per field first), into the mirror."""
+    durations = [
+        m.duration for m in spec.measures
+        if m.duration is not None and m.duration.unit == "business_hours"
+    ]
+    if not durations:
+        return {}
+    if spec.source_kind == "form":
+        source = table_name(spec.source_form)
+    else:
+        source = INSTANCES_TABLE if spec.source_kind == "instances" else TASKS_TABLE
+    years: dict[str, tuple[int, int] | None] = {}
+    calendars: dict[str, Any] = {}
+    for duration in durations:
+        key = str(duration.calendar_key)
+        calendars[key] = duration.calendar
+        span = years.get(key)
+        for ref in (duration.start, duration.end):
+            table = table_name(str(ref.target)) if ref.via else source
+            low, high = mirror.execute(
+                f"SELECT year(min({quote(ref.name)})), year(max({quote(ref.name)})) FROM {table}",
+                [],
+            )[0]
+            if low is None or high is None:
+                continue
+            span = (low, high) if span is None else (min(span[0], low), max(span[1], high))
+        years[key] = span
+    tables: dict[str, str] = {}
+    for key, span in years.items():
+        if span is not None and span[1] - span[0] > MAX_CALENDAR_YEARS:
+            raise Invalid([
+                Issue("", "report.calendar_range",
+                      {"report": spec.key, "first": span[0], "last": span[1],
+                       "years": MAX_CALENDAR_YEARS})
+            ])
+        # One year either side: a local date near New Year is in the neighbouring UTC year.
+        first, last = (span[0] - 1, span[1] + 1) if span is not None else (0, -1)
+        tables[key] = mirror.calendar_table(key, calendars[key], first, last)
+    return tables
 
 
 def _condition(builder: _Builder, condition: Condition) -> str | None:

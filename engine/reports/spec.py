@@ -8,7 +8,7 @@ type that is bound to the query (``date``, aware UTC ``datetime``, ``Decimal``..
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.forms.spec import ColumnType
@@ -30,7 +30,7 @@ Aggregate = Literal[
 Operator = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "between", "is_null", "not_null"]
 ParameterType = Literal["string", "enum", "integer", "number", "boolean", "date", "date_range"]
 SourceKind = Literal["form", "instances", "tasks"]
-DurationUnit = Literal["days", "hours"]
+DurationUnit = Literal["days", "hours", "business_hours"]
 SortOrder = Literal["asc", "desc"]
 
 BUCKETS: tuple[Bucket, ...] = ("day", "week", "month", "quarter", "year")
@@ -156,6 +156,10 @@ class Duration:
     start: FieldRef
     end: FieldRef
     unit: DurationUnit
+    calendar: Any = field(default=None, compare=False)
+    """``business_hours``: the ``engine.calendars.BusinessCalendar`` the hours are counted on."""
+    calendar_key: str | None = None
+    """``business_hours``: a digest of the calendar's configuration (names its DuckDB table)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,12 @@ need a participant (comment, urge, CC).
 - The applicant sees the public view (see :mod:`engine.workflow.timeline`), even when a step
   is assigned to them (a customer confirming a resolution is still the customer).
 - Anybody else sees nothing: the case does not exist for them.
+
+Identities are compared case-insensitively (``casefold``) wherever a person must differ from
+another (four eyes, distinct signers): ``MGR-07`` is the same person as ``mgr-07``. A shared
+identity (``anonymous``, a caller without ``X-User``; ``system`` named by a caller) is nobody:
+its roles do not make it staff, it may not act on a case (``task.anonymous_actor``), and what
+it did never makes it a participant. Only the engine itself (:data:`SYSTEM`) is exempt.
 """
 from __future__ import annotations
 
@@ -25,7 +31,23 @@ from engine.store.models import InstanceEventRow, InstanceRow, TaskRow
 from engine.workflow.spec import ProcessSpec
 
 SHARED_IDENTITIES = frozenset({"system", "anonymous"})
-"""Ids that are not one person: being one of them never makes anybody a participant."""
+"""Ids that are not one person (compared casefolded): being one of them never makes anybody a
+participant."""
+
+
+def is_shared(user_id: str | None) -> bool:
+    """Whether ``user_id`` is one of :data:`SHARED_IDENTITIES`, in any letter case."""
+    return user_id is not None and user_id.casefold() in SHARED_IDENTITIES
+
+
+def same_person(one: str | None, other: str | None) -> bool:
+    """Whether two user ids name one person: equal after ``casefold``."""
+    return one is not None and other is not None and one.casefold() == other.casefold()
+
+
+def is_named(actor: Principal) -> bool:
+    """Whether ``actor`` may take part in a case: the engine itself, or a named person."""
+    return actor is SYSTEM or not is_shared(actor.id)
 
 
 class View(str, Enum):
@@ -36,9 +58,13 @@ class View(str, Enum):
 def takes_part(session: Session, spec: ProcessSpec, instance: InstanceRow, actor: Principal,
                supervisors: frozenset[str]) -> bool:
     """Whether ``actor`` is staff of this case (may comment internally, urge, copy others)."""
-    if actor is SYSTEM or actor.roles & (supervisors | spec.staff_roles):
+    if actor is SYSTEM:
         return True
-    if actor.id in SHARED_IDENTITIES or actor.id == instance.started_by:
+    if not is_named(actor):
+        return False
+    if actor.roles & (supervisors | spec.staff_roles):
+        return True
+    if actor.id == instance.started_by:
         return False
     task = session.scalars(
         select(TaskRow.id).where(TaskRow.instance_id == instance.id,
@@ -57,12 +83,14 @@ def takes_part(session: Session, spec: ProcessSpec, instance: InstanceRow, actor
 def view_of(spec: ProcessSpec, instance: InstanceRow, tasks: Sequence[TaskRow], events: Sequence[InstanceEventRow],
             actor: Principal, supervisors: frozenset[str]) -> View | None:
     """What ``actor`` may see of the case, given its tasks and events; None: nothing (404)."""
-    if actor is SYSTEM or actor.roles & (supervisors | spec.staff_roles):
+    if actor is SYSTEM:
+        return View.STAFF
+    if not is_named(actor):  # roles without a name are nobody's: at most the public view
+        return View.APPLICANT if actor.id == instance.started_by else None
+    if actor.roles & (supervisors | spec.staff_roles):
         return View.STAFF
     if actor.id == instance.started_by:
         return View.APPLICANT
-    if actor.id in SHARED_IDENTITIES:
-        return None
     if actor.id in loads(instance.variables or "{}").get("cc", []):
         return View.STAFF
     if any(actor.id in (task.assignee_user, task.claimed_by, task.acted_by) for task in tasks):
@@ -72,4 +100,4 @@ def view_of(spec: ProcessSpec, instance: InstanceRow, tasks: Sequence[TaskRow], 
     return None
 
 
-__all__ = ["SHARED_IDENTITIES", "View", "takes_part", "view_of"]
+__all__ = ["SHARED_IDENTITIES", "View", "is_named", "is_shared", "same_person", "takes_part", "view_of"]

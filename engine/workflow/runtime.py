@@ -27,6 +27,7 @@ from engine.jsoncodec import dumps, loads
 from engine.rules import CompiledRule, RuleError
 from engine.security import Principal
 from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceRow, OutboxRow, TaskRow, TimerRow
+from engine.workflow.access import is_shared, same_person
 from engine.workflow.notices import Notices
 from engine.workflow.spec import (Assignee, InstanceStatus, ProcessSpec, StateSpec, StateType, TaskStatus,
                                   TimerKind, Transition)
@@ -95,7 +96,7 @@ class Runner:
         actions = state.actions or {}
         if not by_timer:
             self._require_qualified(task, actor)
-            if state.four_eyes and actor.id == instance.started_by and actor.id not in _SHARED_IDENTITIES:
+            if state.four_eyes and same_person(actor.id, instance.started_by) and not is_shared(actor.id):
                 raise Forbidden("task.own_request")  # four eyes: nobody approves what they submitted
         if action not in actions:
             raise NotFound("task.unknown_action", params={"action": action, "available": sorted(actions)})
@@ -141,7 +142,9 @@ class Runner:
         if not self.is_supervisor(actor):
             self._require_qualified(task, actor)
         to_user = _user_id(to_user, "/to", "to")
-        if to_user == instance.started_by:
+        if is_shared(to_user):
+            raise BadRequest("request.bad_parameter", path="/to", params={"name": "to", "reason": "a named user"})
+        if same_person(to_user, instance.started_by):
             raise Forbidden("task.own_request")
         if self.spec.states[task.state].type is StateType.COUNTERSIGN and self._in_step(task, to_user):
             raise Conflict("task.already_approver", params={"user": to_user})  # distinct signers
@@ -167,18 +170,20 @@ class Runner:
         self._load(instance, data)
         self._require_qualified(task, actor)
         user = _user_id(user)
+        if is_shared(user):
+            raise BadRequest("request.bad_parameter", path="/user", params={"name": "user", "reason": "a named user"})
         state = self.spec.states[task.state]
         if mode not in ("before", "after", "parallel"):
             raise BadRequest("task.bad_add_mode", path="/mode", params={"mode": mode[:32]})
         if mode == "parallel" and state.type is not StateType.COUNTERSIGN:
             raise Conflict("task.parallel_needs_countersign")
-        if user == instance.started_by or user == actor.id:
+        if same_person(user, instance.started_by) or same_person(user, actor.id):
             raise Forbidden("task.bad_added_approver")
         entry_users = self.session.scalars(
             select(TaskRow.assignee_user).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
                                                 TaskRow.entry == task.entry, TaskRow.status != TaskStatus.CANCELLED.value)
         ).all()
-        if user in entry_users:
+        if any(same_person(user, other) for other in entry_users):
             raise Conflict("task.already_approver", params={"user": user})
         added = self._new_task(instance, state, task.entry, role=None, user=user, origin=f"added:{mode}")
         if mode == "before":
@@ -542,16 +547,16 @@ class Runner:
         entry = self._next_entry(instance.id, state.name)
         tasks: list[TaskRow] = []
         seen_users: set[str] = set()
-        if state.four_eyes and instance.started_by not in _SHARED_IDENTITIES:
+        if state.four_eyes and not is_shared(instance.started_by):
             # Four eyes: the applicant could never act on their own task, so they get none
             # (a runtime list naming them leaves them out; naming only them is process.stuck).
-            seen_users.add(instance.started_by)
+            seen_users.add(instance.started_by.casefold())
         for assignee in state.assignees:
             for role, user, scope in self._resolve(assignee, state.name, instance):
                 if user is not None:
-                    if user in seen_users:
+                    if user.casefold() in seen_users:
                         continue
-                    seen_users.add(user)
+                    seen_users.add(user.casefold())
                 task = self._new_task(instance, state, entry, role=role, user=user, origin=None)
                 if scope is not None:
                     task.scope_attribute, task.scope_value = scope
@@ -669,23 +674,24 @@ class Runner:
         )
 
     def _already_signed(self, task: TaskRow, actor: Principal) -> bool:
-        signed = self.session.scalars(
-            select(TaskRow.id).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
-                                     TaskRow.entry == task.entry, TaskRow.acted_by == actor.id)
-        ).first()
-        return signed is not None
+        """Whether ``actor`` (in any letter case) signed this visit of the step already."""
+        signers = self.session.scalars(
+            select(TaskRow.acted_by).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
+                                           TaskRow.entry == task.entry, TaskRow.acted_by.is_not(None))
+        ).all()
+        return any(same_person(signer, actor.id) for signer in signers)
 
     def _in_step(self, task: TaskRow, user: str) -> bool:
-        """Whether ``user`` signed this visit of the step or holds another live task in it."""
-        other = self.session.scalars(
-            select(TaskRow.id).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
-                                     TaskRow.entry == task.entry, TaskRow.id != task.id,
-                                     (TaskRow.acted_by == user)
-                                     | (((TaskRow.assignee_user == user) | (TaskRow.claimed_by == user))
-                                        & (TaskRow.status != TaskStatus.CANCELLED.value)))
-            .limit(1)
-        ).first()
-        return other is not None
+        """Whether ``user`` (in any letter case) signed this visit of the step or holds another
+        live task in it."""
+        others = self.session.execute(
+            select(TaskRow.acted_by, TaskRow.assignee_user, TaskRow.claimed_by, TaskRow.status)
+            .where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
+                   TaskRow.entry == task.entry, TaskRow.id != task.id)
+        ).all()
+        return any(same_person(user, acted) or (status != TaskStatus.CANCELLED.value
+                                                 and (same_person(user, assignee) or same_person(user, claimed)))
+                   for acted, assignee, claimed, status in others)
 
     def _open_tasks_of(self, instance_id: str) -> list[TaskRow]:
         return list(self.session.scalars(

@@ -188,3 +188,20 @@ def test_field_names_starting_with_underscore_are_reserved(client: Any) -> None:
     response = client.post("/api/v1/definitions", json=document, headers=MODELER)
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == "/schema/properties"
+
+
+@pytest.mark.parametrize("language, message", [("en", "kind is required"), ("zh-CN", "缺少必填项 kind")])
+def test_a_definition_without_kind_says_kind_is_required(client: Any, language: str, message: str) -> None:
+    document = {name: value for name, value in FORM.items() if name != "kind"}
+    response = client.post("/api/v1/definitions", json=document, headers={**MODELER, "Accept-Language": language})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert (error["path"], error["code"], error["message"]) == ("/kind", "definition.required", message)
+    assert client.get("/api/v1/definitions").json()["items"] == []
+
+
+def test_an_unknown_kind_is_still_named(client: Any) -> None:
+    response = client.post("/api/v1/definitions", json={**FORM, "kind": "widget"}, headers=MODELER)
+    (error,) = response.json()["errors"]
+    assert (error["path"], error["code"]) == ("/kind", "definition.unknown_kind")
+    assert "widget" in error["message"]

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from engine import Engine, Principal
+from engine.errors import Conflict
 from engine.jsoncodec import dumps, loads
 from engine.store.models import AuditRow, ChangeRow, IdempotencyKeyRow, OutboxRow, RecordRow
 
@@ -264,23 +265,46 @@ LEAVE_PROCESS = {"kind": "process", "key": "leave_approval", "form": "leave", "t
                      "approved": {"type": "end", "outcome": "approved"}}}
 
 
-def test_updating_a_record_in_an_active_process_does_not_reroute_it(engine: Engine, client: Any) -> None:
+def _leave_record(engine: Engine, client: Any, days: int) -> dict[str, Any]:
     engine.upload(LEAVE_FORM)
     engine.upload(LEAVE_PROCESS)
-    record = _create(client, {"days": 3}, form="leave").json()
-    instance_id = record["instances"][0]["id"]
-    assert record["instances"][0]["state"] == "review"
+    return dict(exact(_create(client, {"days": days}, form="leave", **{"X-User": "emp-1"})))
 
-    # 1 day would have been approved by triage; the instance stays where it is
-    response = _patch(client, record["id"], {"days": 1}, '"1"')
-    assert response.status_code == 200, response.text
-    assert client.get(f"/api/v1/instances/{instance_id}").json()["state"] == "review"
-    # later guards read the record as it is now
-    assert _patch(client, record["id"], {"days": 8}, '"2"').status_code == 200
-    task = client.get("/api/v1/tasks", params={"role": "manager"}).json()["items"][0]
-    acted = client.post(f"/api/v1/tasks/{task['id']}/approve", headers={"X-User": "m1", "X-Roles": "manager"})
-    assert acted.status_code == 200, acted.text
-    assert acted.json()["state"] == "director"
+
+def _writes(engine: Engine, record_id: str) -> tuple[int, int, int]:
+    return (_count(engine, AuditRow, AuditRow.action == "record.update", AuditRow.object_id == record_id),
+            _count(engine, OutboxRow, OutboxRow.topic == "record.updated"),
+            _count(engine, ChangeRow, ChangeRow.entity == "record", ChangeRow.entity_id == record_id))
+
+
+@pytest.mark.parametrize("days, state", [(3, "review"), (1, "approved")])
+def test_a_record_that_started_a_process_is_locked_while_it_runs_and_after_it_ended(
+        engine: Engine, client: Any, days: int, state: str) -> None:
+    record = _leave_record(engine, client, days)
+    assert record["instances"][0]["state"] == state
+    before = _writes(engine, record["id"])
+    for if_match in ('"1"', None, '"7"'):  # 409 whatever the version: the record is not editable at all
+        response = _patch(client, record["id"], {"days": 30}, if_match, **{"X-User": "emp-1", "Accept-Language": "zh-CN"})
+        assert response.status_code == 409, response.text
+        (error,) = response.json()["errors"]
+        assert (error["path"], error["code"]) == ("", "record.in_process")
+        assert error["params"] == {"status": record["instances"][0]["status"]}
+        assert "流程" in error["message"]
+    english = _patch(client, record["id"], {"days": 30}, '"1"').json()["errors"][0]["message"]
+    assert "process" in english and "{" not in english
+    stored = exact(client.get(f"/api/v1/records/{record['id']}"))
+    assert (stored["data"], stored["row_version"]) == ({"days": days}, 1)
+    assert _writes(engine, record["id"]) == before
+    with pytest.raises(Conflict) as caught:  # the Python API is the same operation
+        engine.update(record["id"], {"days": 30}, Principal("emp-1"), 1)
+    assert caught.value.code == "record.in_process"
+
+
+def test_a_record_without_a_process_stays_editable(engine: Engine, client: Any) -> None:
+    engine.upload({name: value for name, value in LEAVE_FORM.items() if name != "process"})
+    record = exact(_create(client, {"days": 3}, form="leave"))
+    assert record["instances"] == []
+    assert _patch(client, record["id"], {"days": 4}, '"1"').status_code == 200
 
 
 # -- Idempotency-Key -------------------------------------------------------------------------------

@@ -38,12 +38,12 @@ def _apply(client: Any, customer: str, current: str, requested: str, risk: str =
 
 
 def _open_tasks(client: Any, instance_id: str, role: str) -> list[dict[str, Any]]:
-    tasks = client.get("/api/v1/tasks", params={"role": role}).json()["items"]
+    tasks = client.get("/api/v1/tasks", params={"role": role}, headers={"X-User": "inbox", "X-Roles": role}).json()["items"]
     return sorted((task for task in tasks if task["instance_id"] == instance_id), key=lambda task: task["id"])
 
 
 def _open_task(client: Any, instance_id: str, role: str) -> dict[str, Any]:
-    tasks = client.get("/api/v1/tasks", params={"role": role}).json()["items"]
+    tasks = client.get("/api/v1/tasks", params={"role": role}, headers={"X-User": "inbox", "X-Roles": role}).json()["items"]
     mine = [task for task in tasks if task["instance_id"] == instance_id]
     assert len(mine) == 1, tasks
     return dict(mine[0])
@@ -152,3 +152,27 @@ def test_auto_approval_edges(bank_client: Any, current: str, requested: str, exp
     risk = "medium" if requested == "1010000.00" else "low"
     record = _apply(bank_client, _customer(bank_client), current, requested, risk=risk)
     assert record["instances"][0]["state"] == expected_state
+
+
+def test_an_auto_approved_request_cannot_be_rewritten_afterwards(bank_client: Any) -> None:
+    """A 5 % rise is approved by the rules at once; a PATCH to 90,000,000 must not leave an
+    "approved" record that says 89,900 %."""
+    record = _apply(bank_client, _customer(bank_client), "100000.00", "105000.00", risk="low")
+    assert (record["instances"][0]["outcome"], record["data"]["increase_pct"]) == ("approved", Decimal("5.00"))
+    response = bank_client.patch(f"/api/v1/records/{record['id']}", json={"requested_limit": 90000000},
+                                 headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert response.status_code == 409, response.text
+    assert [(e["path"], e["code"]) for e in response.json()["errors"]] == [("", "record.in_process")]
+    stored = exact(bank_client.get(f"/api/v1/records/{record['id']}"))
+    assert (stored["row_version"], stored["data"]["requested_limit"], stored["data"]["increase_pct"]) == (
+        1, Decimal("105000.00"), Decimal("5.00"))
+    assert stored["instances"][0]["outcome"] == "approved"
+
+
+def test_a_request_under_review_cannot_be_rewritten_either(bank_client: Any) -> None:
+    record = _apply(bank_client, _customer(bank_client), "1000000.00", "1100000.00")
+    assert record["instances"][0]["status"] == "active"
+    response = bank_client.patch(f"/api/v1/records/{record['id']}", json={"requested_limit": 1000001},
+                                 headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert (response.status_code, response.json()["errors"][0]["code"]) == (409, "record.in_process")
+    assert exact(bank_client.get(f"/api/v1/records/{record['id']}"))["row_version"] == 1
