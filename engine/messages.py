@@ -44,6 +44,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.too_large": {"en": "The body is larger than {limit} bytes", "zh-CN": "请求体超过 {limit} 字节"},
     "request.not_object": {"en": "An object is expected here", "zh-CN": "此处需要一个对象"},
     "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
+    # readiness (GET /ready)
+    "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
+    "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},
+    "ready.schema_unknown": {"en": "The database is at migration {current}, which this engine (head {head}) does not know: it was migrated by a newer version", "zh-CN": "数据库处于迁移版本 {current}，本引擎（最新版本 {head}）不认识该版本：数据库已由更新的版本迁移"},
     # not found / conflict
     "definition.not_found": {"en": "No {kind} definition named {key}", "zh-CN": "不存在名为 {key} 的 {kind} 定义"},
     "definition.version_not_found": {"en": "{kind} {key} has no version {version}", "zh-CN": "{kind} {key} 没有版本 {version}"},
