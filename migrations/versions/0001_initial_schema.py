@@ -2,7 +2,10 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03
+Create Date: 2026-12-04
+
+Every table of the engine in one migration: the store had no release before it, so the
+working migrations of its first development were folded into this one.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -26,6 +28,7 @@ def upgrade() -> None:
     sa.Column('object_type', sa.String(length=32), nullable=False),
     sa.Column('object_id', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('request_id', sa.String(length=128), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
@@ -54,6 +57,20 @@ def upgrade() -> None:
     with op.batch_alter_table('definitions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_definitions_kind_key_digest'), ['kind', 'key', 'digest'], unique=False)
 
+    op.create_table('idempotency_keys',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('actor', sa.String(length=128), nullable=False),
+    sa.Column('request_digest', sa.String(length=64), nullable=False),
+    sa.Column('record_id', sa.String(length=36), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('response', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_keys')),
+    sa.UniqueConstraint('actor', 'key', name=op.f('uq_idempotency_keys_actor_key'))
+    )
+    with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_idempotency_keys_created_at'), ['created_at'], unique=False)
+
     op.create_table('instance_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('instance_id', sa.String(length=36), nullable=False),
@@ -65,6 +82,8 @@ def upgrade() -> None:
     sa.Column('task_id', sa.String(length=36), nullable=True),
     sa.Column('actor', sa.String(length=128), nullable=False),
     sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.Column('internal', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instance_events'))
     )
     with op.batch_alter_table('instance_events', schema=None) as batch_op:
@@ -78,11 +97,17 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=False),
+    sa.Column('recipient', sa.String(length=255), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('dedup_key', name=op.f('uq_outbox_dedup_key'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_status_id'), ['status', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_status_next_attempt_at'), ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('process_instances',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -96,6 +121,9 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('started_by', sa.String(length=128), nullable=False),
+    sa.Column('tokens', sa.Text(), nullable=False),
+    sa.Column('variables', sa.Text(), nullable=False),
+    sa.Column('first_decision_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_instances'))
     )
     with op.batch_alter_table('process_instances', schema=None) as batch_op:
@@ -142,17 +170,46 @@ def upgrade() -> None:
     sa.Column('row_version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('scope_attribute', sa.String(length=64), nullable=True),
+    sa.Column('scope_value', sa.String(length=255), nullable=True),
+    sa.Column('claimed_by', sa.String(length=128), nullable=True),
+    sa.Column('origin', sa.String(length=64), nullable=True),
+    sa.Column('waits_for', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks'))
     )
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tasks_instance_id'), ['instance_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tasks_status_assignee_role'), ['status', 'assignee_role'], unique=False)
 
+    op.create_table('timers',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('instance_id', sa.String(length=36), nullable=False),
+    sa.Column('task_id', sa.String(length=36), nullable=True),
+    sa.Column('state', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('fire_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('fired_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('repeats', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_timers'))
+    )
+    with op.batch_alter_table('timers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_timers_instance_id'), ['instance_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_timers_status_fire_at'), ['status', 'fire_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_timers_task_id'), ['task_id'], unique=False)
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('timers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_timers_task_id'))
+        batch_op.drop_index(batch_op.f('ix_timers_status_fire_at'))
+        batch_op.drop_index(batch_op.f('ix_timers_instance_id'))
 
+    op.drop_table('timers')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tasks_status_assignee_role'))
         batch_op.drop_index(batch_op.f('ix_tasks_instance_id'))
@@ -173,6 +230,7 @@ def downgrade() -> None:
 
     op.drop_table('process_instances')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_status_next_attempt_at'))
         batch_op.drop_index(batch_op.f('ix_outbox_status_id'))
 
     op.drop_table('outbox')
@@ -180,6 +238,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_instance_events_instance_id_id'))
 
     op.drop_table('instance_events')
+    with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_idempotency_keys_created_at'))
+
+    op.drop_table('idempotency_keys')
     with op.batch_alter_table('definitions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_definitions_kind_key_digest'))
 
@@ -189,4 +251,3 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_log_object_type_object_id'))
 
     op.drop_table('audit_log')
-
