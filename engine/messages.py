@@ -48,6 +48,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
     "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},
     "ready.schema_unknown": {"en": "The database is at migration {current}, which this engine (head {head}) does not know: it was migrated by a newer version", "zh-CN": "数据库处于迁移版本 {current}，本引擎（最新版本 {head}）不认识该版本：数据库已由更新的版本迁移"},
+    "request.unknown_field": {"en": "Unknown field {field}: this request does not take it", "zh-CN": "未知字段 {field}：此请求不接受该字段"},
     # not found / conflict
     "definition.not_found": {"en": "No {kind} definition named {key}", "zh-CN": "不存在名为 {key} 的 {kind} 定义"},
     "definition.version_not_found": {"en": "{kind} {key} has no version {version}", "zh-CN": "{kind} {key} 没有版本 {version}"},
@@ -68,6 +69,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "task.bad_added_approver": {"en": "The applicant or yourself cannot be added as an approver", "zh-CN": "不能将申请人或您本人加为审批人"},
     "task.already_approver": {"en": "{user} already takes part in this step", "zh-CN": "{user} 已是本环节的审批人"},
     "task.comment_required": {"en": "Action {action} needs a comment", "zh-CN": "操作 {action} 需要填写意见"},
+    "task.anonymous_actor": {"en": "Taking part in a case needs a named user: an anonymous caller or a shared identity cannot act, claim, transfer, add approvers, send back, withdraw, cancel, urge, copy or comment", "zh-CN": "参与流程需要具名用户：匿名调用方或共享身份不能处理、认领、转办、加签、退回、撤回、终止、催办、抄送或评论"},
     "instance.bad_send_back_target": {"en": "The case cannot be sent back to {state}: only to an earlier human step it passed through", "zh-CN": "不能退回到 {state}：只能退回到已经过的人工环节"},
     "instance.send_back_limit": {"en": "The case was already sent back {limit} times, the most this process allows", "zh-CN": "该流程已退回 {limit} 次，已达上限"},
     "instance.not_applicant": {"en": "Only the applicant can withdraw the request", "zh-CN": "只有申请人可以撤回申请"},
@@ -80,6 +82,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.conflict": {"en": "Another upload of {kind} {key} happened at the same time; retry", "zh-CN": "{kind} {key} 正被同时上传，请重试"},
     # definitions
     "definition.schema": {"en": "{detail}", "zh-CN": "定义不符合元模式：{detail}"},
+    "definition.required": {"en": "{field} is required", "zh-CN": "缺少必填项 {field}"},
     "definition.unknown_kind": {"en": "Unknown definition kind {kind}; expected one of {expected}", "zh-CN": "未知的定义类型 {kind}；应为 {expected} 之一"},
     "definition.remote_ref": {"en": "Only local $ref (starting with #) is allowed", "zh-CN": "只允许本地 $ref（以 # 开头）"},
     "definition.bad_schema": {"en": "The form schema is not valid JSON Schema 2020-12: {detail}", "zh-CN": "表单模式不是有效的 JSON Schema 2020-12：{detail}"},
@@ -138,6 +141,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "record.no_process": {"en": "Form {form} names process {process}, which is not defined for it; upload the process first", "zh-CN": "表单 {form} 指定的流程 {process} 未定义或不属于该表单，请先上传流程"},
     "record.precondition_required": {"en": "Updating a record needs If-Match with the ETag it was read with", "zh-CN": "更新记录须在 If-Match 中提供读取时的 ETag"},
     "record.version_mismatch": {"en": "The record has changed since it was read (version {current}); reload and retry", "zh-CN": "记录在读取后已被修改（当前版本 {current}），请刷新后重试"},
+    "record.in_process": {"en": "The record has started a process case ({status}); it can no longer be changed", "zh-CN": "该记录已发起流程（{status}），不能再修改"},
     "record.idempotency_key_reused": {"en": "This Idempotency-Key was already used for a different request", "zh-CN": "该 Idempotency-Key 已用于另一个不同的请求"},
     "record.idempotency_key_invalid": {"en": "Idempotency-Key must be 1 to {limit} printable ASCII characters", "zh-CN": "Idempotency-Key 须为 1 到 {limit} 个可打印 ASCII 字符"},
     "process.stuck": {"en": "The process could not move on: {reason}", "zh-CN": "流程无法继续：{reason}"},
