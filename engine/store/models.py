@@ -211,7 +211,6 @@ def _transaction_id_before_change_number(session: Session, _context: object, _in
         connection.exec_driver_sql("SELECT pg_current_xact_id()")
 
 
-
 class AuditRow(Base):
     """Who did what to which object, appended in the same transaction as the change."""
 
