@@ -9,3 +9,5 @@ echo "== benchmarks/import_customers.py (commit $(git -C "$here/.." rev-parse --
 "$python" "$here/import_customers.py" "$@"
 echo "== benchmarks/workflow_vs_spiff.py (commit $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo '?'))"
 "$python" "$here/workflow_vs_spiff.py" "$@"
+echo "== benchmarks/reports_nps.py (commit $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo '?'))"
+"$python" "$here/reports_nps.py" "$@"
