@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import random
-import sqlite3
 import sys
 import tempfile
 import time
@@ -36,6 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import describe  # noqa: E402 (benchmarks/ is this script's folder)
 from engine import Engine
 from engine.imports import load_mapping, open_source
 from engine.imports.runner import _compile_fields
@@ -43,20 +41,6 @@ from engine.imports.runner import _compile_fields
 BANK = REPO / "examples" / "bank"
 MAPPING = BANK / "imports" / "sba_customers.json"
 SBA = REPO.parent / "shared" / "data" / "sba-loans" / "SBAcase.11.13.17.csv"
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return {"nproc": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "load average (1/5/15 min) at start": load}
 
 
 def write_rows(path: Path, rows: int, source: str) -> str:
@@ -122,7 +106,7 @@ def main() -> None:
 
     import jsonschema
 
-    facts = machine()
+    facts = describe()
     with tempfile.TemporaryDirectory(prefix="lowcode-bench-") as folder:
         work = Path(folder)
         source_csv = work / "customers.csv"

@@ -41,13 +41,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import random
 import resource
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +61,7 @@ sys.path.insert(0, str(REPO))
 import duckdb  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from _machine import describe, load_average  # noqa: E402 (benchmarks/ is this script's folder)
 from engine import Engine  # noqa: E402
 from engine.forms.bulk import fast_dumps, prepare_submission  # noqa: E402
 from engine.reports.mirror import connect_duckdb  # noqa: E402
@@ -138,28 +136,8 @@ GROUP BY 1 ORDER BY 1
 # -- machine and memory ------------------------------------------------------------------------
 
 
-def machine(store_version: str) -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": memory, "python": platform.python_version(),
-            "duckdb": duckdb.__version__, "store": store_version, "load average (1/5/15 min) at start": load()}
-
-
 def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return load_average()
 
 
 def peak_rss_mb() -> float:
@@ -396,7 +374,7 @@ def main() -> None:
         with engine.db.engine.connect() as connection:
             store_version = (connection.execute(sa.text("SELECT version()")).scalar_one().split(",")[0]
                              if args.store == "postgresql" else f"SQLite {sqlite3.sqlite_version} (file, WAL)")
-        facts = machine(store_version)
+        facts = describe(duckdb=duckdb.__version__, store=store_version)
         engine.migrate()
         version = engine.upload(FORM)["version"]
         engine.upload(REPORT)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -69,6 +68,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, insert, select, text, update
 
+from _machine import describe  # noqa: E402 (benchmarks/ is this script's folder)
 from engine import Engine, Principal
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.forms.bulk import prepare_submission
@@ -589,23 +589,6 @@ def reset_postgres(url: str) -> str | None:
 # -- report ------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return {"nproc": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "SpiffWorkflow": version("SpiffWorkflow"),
-            "load average (1/5/15 min) at start": load, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
 def print_table(rows: list[Row]) -> None:
     print("| part | scenario | database | ours: what | ours ops/s | SpiffWorkflow: what | Spiff ops/s | ratio |")
     print("| --- | --- | --- | --- | ---: | --- | ---: | ---: |")
@@ -624,7 +607,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     args, ignored = parser.parse_known_args(argv)
 
-    facts = machine()
+    from importlib.metadata import version
+
+    facts = describe(SpiffWorkflow=version("SpiffWorkflow"))
     spiff = Spiff()
     rows: list[Row] = []
     notes: list[str] = []
