@@ -44,6 +44,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.too_large": {"en": "The body is larger than {limit} bytes", "zh-CN": "请求体超过 {limit} 字节"},
     "request.not_object": {"en": "An object is expected here", "zh-CN": "此处需要一个对象"},
     "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
+    "request.duplicate_key": {"en": "Key {key} appears more than once in this object", "zh-CN": "此对象中键 {key} 出现了不止一次"},
+    "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
     # readiness (GET /ready)
     "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
     "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},
@@ -159,7 +161,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.bad_value": {"en": "The value does not fit field {field} ({type})", "zh-CN": "该值与字段 {field}（{type}）的类型不符"},
     "definition.missing_part": {"en": "{part} is required here", "zh-CN": "此处缺少 {part}"},
     "definition.unexpected_part": {"en": "{part} is not allowed here", "zh-CN": "此处不允许 {part}"},
-    "definition.unknown_process": {"en": "No process named {process}", "zh-CN": "不存在名为 {process} 的流程"},
     "definition.unknown_ref": {"en": "{field} does not go through a reference of the source", "zh-CN": "{field} 未经由数据源的引用字段"},
     "definition.tiers_not_ascending": {"en": "Tier bound {below} must be above the previous bound {previous}", "zh-CN": "分层上界 {below} 必须大于上一层的上界 {previous}"},
     "definition.bad_percentile": {"en": "p must be a number between 0 and 1 (exclusive), not {p}", "zh-CN": "p 必须是介于 0 与 1 之间（不含端点）的数，而不是 {p}"},

@@ -70,7 +70,6 @@ _pg_migrated = False
 
 def _reset_postgres(url: str) -> None:
     """Empty every table; migrate once per run (dropping whatever an older run left)."""
-    global _pg_migrated
     sa_engine = create_engine(url)
     try:
         with sa_engine.begin() as connection:

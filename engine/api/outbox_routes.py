@@ -3,27 +3,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from engine.api.context import actor_of, engine_of, language_of
+from engine.api.context import actor_of, engine_of, int_query, language_of
 from engine.api.responses import ExactJSONResponse
-from engine.errors import BadRequest
 
 router = APIRouter(prefix="/api/v1/outbox", default_response_class=ExactJSONResponse, tags=["outbox"])
-
-
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest("request.bad_parameter", path=name, params={"name": name, "reason": "not an integer"}) from None
 
 
 @router.get("/dead-letters")
 def list_dead_letters(request: Request) -> ExactJSONResponse:
     """Dead letters, newest first (roles admin or operator)."""
-    page = engine_of(request).dead_letters(_int(request, "offset", 0), _int(request, "limit", 50),
+    page = engine_of(request).dead_letters(int_query(request, "offset", 0), int_query(request, "limit", 50),
                                           actor_of(request), language_of(request))
     return ExactJSONResponse(page)
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, json_body, language_of
+from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, int_query, json_body, language_of
 from engine.api.responses import ExactJSONResponse, export_headers
 from engine.api.workflow_routes import unknown_fields
-from engine.errors import BadRequest, Issue, ValidationFailed, negotiate_language
+from engine.errors import Issue, ValidationFailed, negotiate_language
 from engine.reports.exports import MEDIA_TYPES
 
 router = APIRouter(prefix="/api/v1", default_response_class=ExactJSONResponse)
@@ -19,16 +19,6 @@ _PAGING = {"offset", "limit"}
 MERGE_PATCH_BODY = {"requestBody": {"required": True, "content": {
     "application/merge-patch+json": {"schema": {"type": "object"}},
     "application/json": {"schema": {"type": "object"}}}}}
-
-
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest("request.bad_parameter", path=name, params={"name": name, "reason": "not an integer"}) from None
 
 
 @router.post("/definitions", openapi_extra=JSON_BODY, tags=["definitions"])
@@ -81,7 +71,7 @@ async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
 @router.get("/forms/{key}/records", tags=["records"])
 def list_records(request: Request, key: str) -> ExactJSONResponse:
     filters = {name: value for name, value in request.query_params.items() if name not in _PAGING}
-    page = engine_of(request).records(key, filters=filters, offset=_int(request, "offset", 0), limit=_int(request, "limit", 50))
+    page = engine_of(request).records(key, filters=filters, offset=int_query(request, "offset", 0), limit=int_query(request, "limit", 50))
     return ExactJSONResponse(page)
 
 
@@ -122,8 +112,8 @@ def list_tasks(request: Request,
     """The caller's inbox, newest first: ``{items, total, offset, limit}``. Only tasks of cases
     the caller takes part in: staff of the case see each task in full, the applicant the
     public view of their own case's tasks."""
-    inbox = engine_of(request).tasks(role=role, user=user, status=status, offset=_int(request, "offset", 0),
-                                     limit=_int(request, "limit", 100), actor=actor_of(request))
+    inbox = engine_of(request).tasks(role=role, user=user, status=status, offset=int_query(request, "offset", 0),
+                                     limit=int_query(request, "limit", 100), actor=actor_of(request))
     return ExactJSONResponse(inbox)
 
 

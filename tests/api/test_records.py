@@ -185,6 +185,16 @@ def test_paging_out_of_range_is_400(bank_client: Any, params: dict[str, str]) ->
     assert response.json()["errors"][0]["code"] == "request.bad_parameter"
 
 
+@pytest.mark.parametrize("url", ["/api/v1/forms/customer/records", "/api/v1/tasks", "/api/v1/outbox/dead-letters"])
+@pytest.mark.parametrize("value", ["1_0", "\uff11\uff10", "\u0661\u0660", "+10", " 10", "1e1", "10.0"])
+def test_paging_takes_ascii_digits_only(bank_client: Any, url: str, value: str) -> None:
+    # int() would read every one of these as 10
+    response = bank_client.get(url, params={"limit": value}, headers={"X-User": "ops-1", "X-Roles": "admin"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] == "limit"
+    assert response.json()["errors"][0]["code"] == "request.bad_parameter"
+
+
 def test_a_missing_reference_is_reported_together_with_schema_errors(bank_client: Any) -> None:
     response = bank_client.post("/api/v1/forms/credit_limit_adjustment/records", json={
         "customer_id": "00000000-0000-0000-0000-000000000000", "current_limit": -1, "requested_limit": 200, "reason": "Working capital"})
