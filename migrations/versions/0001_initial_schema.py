@@ -5,7 +5,9 @@ Revises:
 Create Date: 2026-12-04
 
 Every table of the engine in one migration: the store had no release before it, so the
-working migrations of its first development were folded into this one.
+working migrations of its first development were folded into this one. The server defaults
+are the ones those migrations gave columns added to tables that already held rows; the bulk
+import still relies on them.
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def upgrade() -> None:
     sa.Column('actor', sa.String(length=128), nullable=False),
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('detail', sa.Text(), nullable=True),
-    sa.Column('internal', sa.Boolean(), nullable=False),
+    sa.Column('internal', sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instance_events'))
     )
     with op.batch_alter_table('instance_events', schema=None) as batch_op:
@@ -97,7 +99,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('channel', sa.String(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=False, server_default='event'),
     sa.Column('recipient', sa.String(length=255), nullable=True),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -121,8 +123,8 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('started_by', sa.String(length=128), nullable=False),
-    sa.Column('tokens', sa.Text(), nullable=False),
-    sa.Column('variables', sa.Text(), nullable=False),
+    sa.Column('tokens', sa.Text(), nullable=False, server_default='[]'),
+    sa.Column('variables', sa.Text(), nullable=False, server_default='{}'),
     sa.Column('first_decision_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_instances'))
     )

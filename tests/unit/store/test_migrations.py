@@ -23,3 +23,17 @@ def test_migrating_twice_changes_nothing(engine: Engine) -> None:
     with engine.db.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() is not None
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_columns_the_bulk_import_leaves_out_have_server_defaults(engine: Engine) -> None:
+    # The importer writes these tables with plain INSERTs that name only the columns it fills.
+    from sqlalchemy import inspect
+
+    with engine.db.engine.connect() as connection:
+        inspector = inspect(connection)
+        defaults = {(table, column["name"]): column.get("default")
+                    for table in ("outbox", "process_instances", "instance_events")
+                    for column in inspector.get_columns(table)}
+    for key in [("outbox", "channel"), ("process_instances", "tokens"), ("process_instances", "variables"),
+                ("instance_events", "internal")]:
+        assert defaults[key] is not None, key
