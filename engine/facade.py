@@ -835,24 +835,35 @@ def _missing_refs(session: Any, spec: FormSpec, data: Mapping[str, Any]) -> list
     ]
 
 
+_FILTER_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+MAX_FILTER_NUMBER_CHARS = 100
+
+
 def _filter_value(spec: FormSpec, field: str, value: Any) -> Any:
-    """A filter value typed like its column (query strings arrive as text)."""
+    """A filter value typed like its column (query strings arrive as text).
+
+    A number is written in the JSON number grammar, in ASCII (no ``+``, ``_``, spaces or other
+    scripts' digits) and compares by value: ``100``, ``100.0`` and ``1e2`` are the same filter.
+    A value with a fraction against an integer field is refused (it could match nothing)."""
     column = spec.column(field)
     if column is None:
         raise ValidationFailed([Issue(f"/{field}", "definition.unknown_field", {"field": field})])
     if not isinstance(value, str):
         return value
-    try:
-        if column.type in ("decimal", "number"):
-            number = Decimal(value.strip())
-            if not number.is_finite():
-                raise ArithmeticError
+    if column.type in ("decimal", "number", "integer"):
+        if len(value) > MAX_FILTER_NUMBER_CHARS or not _FILTER_NUMBER.fullmatch(value):
+            raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "not a number"})
+        number = Decimal(value)
+        try:
             check_document(number)
+        except BadRequest:
+            raise BadRequest("request.bad_parameter", path=field, params={
+                "name": field, "reason": "not a number that can be stored"}) from None
+        if column.type != "integer":
             return number
-        if column.type == "integer":
-            return int(value.strip())
-    except (ArithmeticError, ValueError):
-        raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "not a number"}) from None
+        if number != number.to_integral_value():
+            raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "not an integer"})
+        return int(number)
     if column.type == "boolean":
         if value.lower() not in ("true", "false"):
             raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "true or false"})

@@ -41,11 +41,19 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+class _DuplicatedObject(dict):  # type: ignore[type-arg]
+    """An object of the parsed text that names a key twice (``duplicate`` is the first such key)."""
+
+    duplicate: str = ""
+
+
 def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON with exact decimals; reject NaN/Infinity and nesting deeper than ``max_depth``.
+    """Parse JSON with exact decimals; reject NaN/Infinity, nesting deeper than ``max_depth`` and
+    an object naming a key twice.
 
     Raises :class:`BadRequest` (``request.invalid_json``, ``request.non_finite_number``,
-    ``request.too_deep``).
+    ``request.too_deep``, ``request.duplicate_key`` at the pointer of the object holding it: a
+    proxy or a browser may read the first of two equal keys where the engine would read the last).
     """
     if isinstance(text, bytes):
         try:
@@ -53,16 +61,50 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         except UnicodeDecodeError:
             raise BadRequest("request.invalid_json", params={"reason": "not UTF-8"}) from None
     _check_depth(text, max_depth)
+    duplicated = False
+
+    def make_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicated
+        made = dict(pairs)
+        if len(made) == len(pairs):
+            return made
+        duplicated = True
+        flagged = _DuplicatedObject(made)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                flagged.duplicate = key
+                break
+            seen.add(key)
+        return flagged
+
     try:
-        value = json.loads(text, parse_float=_parse_decimal, parse_int=_parse_int, parse_constant=_reject_constant)
+        value = json.loads(text, parse_float=_parse_decimal, parse_int=_parse_int, parse_constant=_reject_constant,
+                           object_pairs_hook=make_object)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             "request.invalid_json", params={"reason": f"{exc.msg} at line {exc.lineno} column {exc.colno}"}
         ) from None
     except RecursionError:
         raise BadRequest("request.too_deep", params={"limit": max_depth}) from None
+    if duplicated:
+        _refuse_duplicate(value)
     check_document(value)
     return value
+
+
+def _refuse_duplicate(value: Any) -> None:
+    from engine.jsonpointer import escape
+
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, _DuplicatedObject):
+            raise BadRequest("request.duplicate_key", path=where, params={"key": item.duplicate[:200]})
+        if isinstance(item, dict):
+            stack.extend((child, f"{where}/{escape(key)}") for key, child in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}/{index}") for index, child in reversed(list(enumerate(item))))
 
 
 def check_document(value: Any) -> None:

@@ -46,6 +46,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
     "request.duplicate_key": {"en": "Key {key} appears more than once in this object", "zh-CN": "此对象中键 {key} 出现了不止一次"},
     "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
+    "request.duplicate_key": {"en": "Key {key} appears more than once in this object", "zh-CN": "此对象中键 {key} 出现了不止一次"},
+    "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
     # readiness (GET /ready)
     "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
     "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},

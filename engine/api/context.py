@@ -24,9 +24,34 @@ def language_of(request: Request) -> str:
 def actor_of(request: Request) -> Principal:
     """The caller. Until token authentication lands, the development identity comes from the
     ``X-User`` and ``X-Roles`` (comma-separated) headers."""
-    user = (request.headers.get("x-user") or "anonymous").strip()[:128] or "anonymous"
-    roles = frozenset(role.strip() for role in (request.headers.get("x-roles") or "").split(",") if role.strip())
+    user = (utf8_header(request, "X-User") or "anonymous").strip()[:128] or "anonymous"
+    roles = frozenset(role.strip() for role in (utf8_header(request, "X-Roles") or "").split(",") if role.strip())
     return Principal(user, roles)
+
+
+def utf8_header(request: Request, name: str) -> str | None:
+    """A header's value read as UTF-8 (``request.headers`` reads latin-1, which turns ``中`` into
+    ``ä¸­``), or None when absent; 400 ``request.bad_header`` when it is not UTF-8."""
+    wanted = name.lower().encode("ascii")
+    for key, raw in request.headers.raw:
+        if key.lower() == wanted:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("request.bad_header", path=name, params={"name": name, "reason": "not UTF-8"}) from None
+    return None
+
+
+def unique_query_params(request: Request, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+    """The query parameters not in ``skip``, each given once: 400 ``request.bad_parameter`` at a
+    parameter named twice (``?region=A&region=B``), which a list would otherwise silently read as
+    one of its values. ``skip`` names are checked too."""
+    seen: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in seen:
+            raise BadRequest("request.bad_parameter", path=name, params={"name": name, "reason": "given more than once"})
+        seen[name] = value
+    return {name: value for name, value in seen.items() if name not in skip}
 
 
 async def json_body(request: Request, *, optional: bool = False) -> Any:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from engine.api.context import JSON_BODY, OPTIONAL_JSON_BODY, actor_of, engine_of, int_query, json_body, language_of
+from engine.api.context import unique_query_params
 from engine.api.responses import ExactJSONResponse, export_headers
 from engine.api.workflow_routes import unknown_fields
 from engine.errors import Issue, ValidationFailed, negotiate_language
@@ -70,7 +71,7 @@ async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
 
 @router.get("/forms/{key}/records", tags=["records"])
 def list_records(request: Request, key: str) -> ExactJSONResponse:
-    filters = {name: value for name, value in request.query_params.items() if name not in _PAGING}
+    filters = unique_query_params(request, _PAGING)
     page = engine_of(request).records(key, filters=filters, offset=int_query(request, "offset", 0), limit=int_query(request, "limit", 50))
     return ExactJSONResponse(page)
 

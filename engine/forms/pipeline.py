@@ -13,6 +13,7 @@ from typing import Any, Iterator, Mapping
 
 from engine.errors import Issue
 from engine.forms.spec import DecimalField, FormSpec
+from engine.jsoncodec import MAX_NUMBER_DIGITS, MAX_NUMBER_EXPONENT
 from engine.jsonpointer import escape
 from engine.jsonpointer import pointer as to_pointer
 from engine.rules import RuleError, is_truthy
@@ -68,7 +69,8 @@ def run(spec: FormSpec, data: Mapping[str, Any]) -> Outcome:
 
 def drop_empty(data: Mapping[str, Any]) -> dict[str, Any]:
     """``""`` and ``null`` mean "no value": such keys are removed (in nested objects too), so a
-    required field sent empty is reported missing, and an optional one is simply absent."""
+    required field sent empty is reported missing, and an optional one is simply absent. A
+    negative zero (``-0.0``) becomes zero of the same scale (``0.0``): the same value, one text."""
     return {key: _without_empty(value) for key, value in data.items() if value is not None and value != ""}
 
 
@@ -77,7 +79,13 @@ def _without_empty(value: Any) -> Any:
         return drop_empty(value)
     if isinstance(value, list):
         return [_without_empty(item) for item in value]
+    if isinstance(value, Decimal):
+        return _unsigned_zero(value)
     return value
+
+
+def _unsigned_zero(value: Decimal) -> Decimal:
+    return value.copy_abs() if value.is_zero() and value.is_signed() else value
 
 
 def compute(spec: FormSpec, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
@@ -98,6 +106,10 @@ def compute(spec: FormSpec, data: Mapping[str, Any]) -> tuple[dict[str, Any], li
         except InvalidOperation:  # never silently absent: a value that cannot be stored is an error
             issues.append(Issue(f"/{field.name}", "record.compute_error", {"field": field.name}))
             continue
+        too_large = _too_large(value, field.scale)
+        if too_large is not None:  # reported with the other issues, at the field, not as a 400 later
+            issues.append(Issue(f"/{field.name}", too_large.code, too_large.params or {"field": field.name}))
+            continue
         if value is not None:  # a rule that yields null leaves the field empty
             result[field.name] = value
     return result, issues
@@ -107,11 +119,30 @@ def _round(value: Any, scale: int | None, rounding: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         return value
     if scale is None:
-        return value
+        return _unsigned_zero(value) if isinstance(value, Decimal) else value
     with localcontext() as context:  # the default 28 digits would refuse amounts the request allows
         context.prec = 120
         rounded = Decimal(value).quantize(Decimal(1).scaleb(-scale), rounding=_ROUNDING[rounding])
-    return int(rounded) if scale == 0 else rounded
+    return int(rounded) if scale == 0 else _unsigned_zero(rounded)  # -0.004 rounds to 0.00, not -0.00
+
+
+def _too_large(value: Any, scale: int | None) -> Issue | None:
+    """The issue of a computed number that cannot be stored (path left empty: the caller sets the
+    field's pointer), or None. With a declared scale, the bound of `_scale_issues`
+    (``record.decimal_too_large``); otherwise the bounds every JSON number has
+    (``record.compute_error``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return None
+    number = Decimal(value)
+    if not number.is_finite():
+        return Issue("", "record.compute_error")
+    if number.is_zero():
+        return None
+    if scale is not None and number.adjusted() >= MAX_DECIMAL_DIGITS - scale:
+        return Issue("", "record.decimal_too_large", {"digits": MAX_DECIMAL_DIGITS - scale})
+    if len(number.as_tuple().digits) > MAX_NUMBER_DIGITS or abs(number.adjusted()) > MAX_NUMBER_EXPONENT:
+        return Issue("", "record.compute_error")
+    return None
 
 
 def validate(spec: FormSpec, data: Mapping[str, Any]) -> list[Issue]:
@@ -152,7 +183,7 @@ def _schema_issues(spec: FormSpec, data: Mapping[str, Any]) -> Iterator[Issue]:
         elif name == "Format":
             yield Issue(where, "record.format", {"format": kind.format})
         elif name == "Enum":
-            yield Issue(where, "record.enum", {"allowed": list(kind.options)})
+            yield Issue(where, "record.enum", {"allowed": _shown_options(kind.options)})
         elif name == "Constant":
             yield Issue(where, "record.const")
         elif name == "UniqueItems":
@@ -205,6 +236,27 @@ def _values_at(node: Any, parts: tuple[str, ...], pointer: str) -> Iterator[tupl
                 yield from _values_at(item, rest, f"{pointer}/{index}")
     elif isinstance(node, Mapping) and head in node:
         yield from _values_at(node[head], rest, f"{pointer}/{escape(head)}")
+
+
+MAX_SHOWN_OPTIONS = 20
+"""An error names at most this many allowed values (an enum may list thousands); the rest are
+counted as a last entry ``…(+N)``, so a message and its params stay small."""
+MAX_SHOWN_TEXT = 200
+
+
+def _shown_options(options: Any) -> list[Any]:
+    values = list(options) if isinstance(options, (list, tuple)) else [options]
+    shown = [_bounded(value) for value in values[:MAX_SHOWN_OPTIONS]]
+    if len(values) > MAX_SHOWN_OPTIONS:
+        shown.append(f"…(+{len(values) - MAX_SHOWN_OPTIONS})")
+    return shown
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, Decimal)) or value is None:
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= MAX_SHOWN_TEXT else text[:MAX_SHOWN_TEXT] + "…"
 
 
 def _type_names(types: Any) -> str:

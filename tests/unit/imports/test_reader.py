@@ -118,6 +118,7 @@ def test_json_lines_rows_are_numbered_by_line_and_blank_lines_are_skipped(tmp_pa
     ('{"a": 1e999999}', "request.number_out_of_range"),
     ('{"a": ' + "[" * 100 + "]" * 100 + "}", "request.too_deep"),
     ('{"a": "\\u0000"}', "request.bad_string"),
+    ('{"a": 1, "b": {"c": 1, "c": 2}}', "request.duplicate_key"),
 ])
 def test_a_bad_json_line_becomes_a_row_with_its_problem_and_reading_goes_on(
         tmp_path: Path, line: str, code: str) -> None:
