@@ -691,7 +691,8 @@ class Engine:
         spec = self.registry.report(key)
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
-        return export_result(spec, self.run_report(key, params, language=language), name, language)
+        return export_result(spec, self.run_report(key, params, language=language), name, language,
+                             chart_max_rows=self.settings.reports.chart_max_rows)
 
     def run_import(self, form_key: str, source_path: Path | str, mapping_path: Path | str | None = None,
                    progress: Callable[[Any], None] | None = None, actor: Principal = SYSTEM, *,

@@ -176,6 +176,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "report.unknown_parameter": {"en": "Report {report} has no parameter {name}", "zh-CN": "报表 {report} 没有参数 {name}"},
     "report.missing_parameter": {"en": "Parameter {name} is required", "zh-CN": "缺少必填参数 {name}"},
     "report.parameter_type": {"en": "Parameter {name} must be {expected}", "zh-CN": "参数 {name} 应为 {expected}"},
+    "report.repeated_parameter": {"en": "Parameter {name} takes one value but was given {count}", "zh-CN": "参数 {name} 只接受一个值，但给出了 {count} 个"},
+    "report.bad_parameter": {"en": "Parameter {name} has more fraction digits than field {field} holds ({scale})", "zh-CN": "参数 {name} 的小数位数超过字段 {field} 的小数位数（{scale} 位）"},
+    "report.overflow": {"en": "A total of report {report} exceeds the {digits} digits an exact decimal can hold; filter the report to fewer records", "zh-CN": "报表 {report} 的合计值超过精确小数可容纳的 {digits} 位数字，请用筛选条件减少记录"},
+    "report.too_many_rows_for_chart": {"en": "The result has {rows} rows, more than the {limit} a chart is drawn from; set a limit, add a filter or drill down", "zh-CN": "结果共 {rows} 行，超过图表最多可绘制的 {limit} 行；请设置行数上限、添加筛选条件或下钻"},
+    "definition.reserved_name": {"en": "{name} is a reserved query parameter name ({reserved})", "zh-CN": "{name} 是保留的查询参数名（{reserved}）"},
     "dashboard.not_found": {"en": "No dashboard named {key}", "zh-CN": "不存在名为 {key} 的仪表盘"},
     # import
     "import.bad_source": {"en": "The file cannot be read: {detail}", "zh-CN": "无法读取文件：{detail}"},

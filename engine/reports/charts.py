@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ DEFAULT_WIDTH = 600
 DEFAULT_HEIGHT = 360
 PNG_SCALE = 2.0
 _NUMERIC = frozenset({"integer", "decimal", "number"})
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+"""Characters XML 1.0 cannot hold (C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates):
+vl-convert writes chart text into SVG, and one of these makes its parser panic (which aborts the
+process), so every string of a spec is cleaned with :func:`xml_safe` first."""
+REPLACEMENT = "\ufffd"
 _TIME_UNITS = {"day": "utcyearmonthdate", "week": "utcyearmonthdate", "month": "utcyearmonth",
                "quarter": "utcyearquarter", "year": "utcyear"}
 
@@ -165,6 +171,18 @@ def compile_chart(document: Mapping[str, Any], form: FormSpec | None) -> Chart:
 # -- query time: the Vega-Lite spec --------------------------------------------------------------
 
 
+def xml_safe(value: Any) -> Any:
+    """``value`` with every string in it (dictionary keys too, nested) stripped of the characters
+    XML cannot hold: each becomes U+FFFD. Other values are returned as they are."""
+    if isinstance(value, str):
+        return _XML_INVALID.sub(REPLACEMENT, value)
+    if isinstance(value, Mapping):
+        return {xml_safe(key): xml_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [xml_safe(item) for item in value]
+    return value
+
+
 def localize(text: Any, language: str) -> Any:
     if isinstance(text, Mapping):
         return text.get(language) or text.get("en") or next(iter(text.values()), None)
@@ -173,7 +191,11 @@ def localize(text: Any, language: str) -> Any:
 
 def vega_lite(spec: Any, result: Mapping[str, Any], language: str = "en") -> dict[str, Any]:
     """The Vega-Lite v5 spec of ``result`` (``{columns, rows, meta}`` of report ``spec``), with
-    the rows inlined. Decimals stay ``Decimal`` (write it with :func:`engine.jsoncodec.dumps`)."""
+    the rows inlined. Decimals stay ``Decimal`` (write it with :func:`engine.jsoncodec.dumps`).
+
+    Every string of the spec (data values, titles, labels) is :func:`xml_safe`: the ``vega``
+    output is meant for renderers too, which write SVG, so it gets the same clean text as PNG/SVG
+    (the exact text is in the json/csv/xlsx outputs)."""
     chart: Chart = getattr(spec, "chart", None) or Chart(
         buckets=tuple((d.name, d.bucket) for d in getattr(spec, "dimensions", ()) if getattr(d, "bucket", None)))
     columns: Sequence[Mapping[str, Any]] = result["columns"]
@@ -256,7 +278,7 @@ def vega_lite(spec: Any, result: Mapping[str, Any], language: str = "en") -> dic
         "usermeta": {"report": result.get("meta", {}).get("report"), "version": result.get("meta", {}).get("version"),
                      "language": language},
     }
-    return document
+    return xml_safe(document)
 
 
 def _locale(language: str) -> dict[str, Any]:
@@ -303,7 +325,7 @@ def _ensure_fonts() -> None:
 def _renderable(vl_spec: dict[str, Any]) -> str:
     from engine.jsoncodec import dumps
 
-    document = dict(vl_spec)
+    document = xml_safe(dict(vl_spec))
     config = dict(document.get("config") or {})
     config.setdefault("font", FONT_FAMILY)
     document["config"] = config
@@ -327,4 +349,4 @@ def render_png(vl_spec: dict[str, Any], scale: float = PNG_SCALE) -> bytes:
 
 
 __all__ = ["CHANNELS", "MARKS", "Chart", "ChartChannel", "check_chart", "compile_chart", "font_directories",
-           "render_png", "render_svg", "vega_lite"]
+           "render_png", "render_svg", "vega_lite", "xml_safe"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo, available_timezones
@@ -22,6 +22,7 @@ from engine.forms.spec import FormSpec
 from engine.reports._columns import (
     MAX_DECIMAL_DIGITS,
     MirrorColumn,
+    decimal_scale,
     exact_decimal,
     parse_date,
     parse_datetime,
@@ -261,6 +262,12 @@ class _Compilation:
         if not isinstance(entry, Mapping):
             return
         name = str(entry.get("name", ""))
+        if name in RESERVED_PARAMETER_NAMES:
+            self.issues.append(
+                Issue(f"{pointer}/name", "definition.reserved_name",
+                      {"name": name, "reserved": sorted(RESERVED_PARAMETER_NAMES)})
+            )
+            return
         if name in self._params:
             self.issues.append(
                 Issue(f"{pointer}/name", "definition.duplicate_name", {"name": name})
@@ -389,7 +396,16 @@ class _Compilation:
                 )
                 ok = False
             previous = bound
-            value = int(bound) if bound == bound.to_integral_value() else bound
+            value: Any = int(bound) if bound == bound.to_integral_value() else bound
+            if ref is not None and ref.type == "decimal" and isinstance(value, Decimal):
+                value = decimal_bound(value, ref.scale)
+                if value is None:
+                    self.issues.append(
+                        Issue(f"{pointer}/{index}/below", "definition.bad_value",
+                              {"field": ref.label, "type": scale_text(ref.scale)})
+                    )
+                    ok = False
+                    continue
             tiers.append(Tier(entry.get("label"), value))
         return tuple(tiers) if ok and tiers else None
 
@@ -735,7 +751,41 @@ class _Compilation:
             self.issues.append(
                 Issue(pointer, "definition.bad_value", {"field": ref.label, "type": ref.type})
             )
+        elif ref.type == "decimal" and isinstance(value, Decimal):
+            value = decimal_bound(value, ref.scale)
+            if value is None:
+                self.issues.append(
+                    Issue(pointer, "definition.bad_value",
+                          {"field": ref.label, "type": scale_text(ref.scale)})
+                )
         return value
+
+
+RESERVED_PARAMETER_NAMES = frozenset({"drill", "format", "lang", "language"})
+"""Query-string names the API reads itself (drill path, output format, language): a report
+parameter of one of these names could never be given (``definition.reserved_name``)."""
+
+
+def decimal_bound(value: Decimal, scale: int | None) -> Decimal | None:
+    """``value`` at exactly ``scale`` fraction digits, to be compared with a ``DECIMAL(38,
+    scale)`` column; None when it has more (significant) fraction digits than the column, or
+    more than 38 digits at that scale. DuckDB compares a column with a value of more fraction
+    digits by casting the column to ``DECIMAL(38, more)``, which fails for large stored values,
+    so such a value is refused rather than compared (``1.500`` is ``1.50``, ``0.125`` is
+    refused on a scale-2 column)."""
+    digits = decimal_scale(scale)
+    exponent = value.normalize().as_tuple().exponent
+    if not isinstance(exponent, int) or -exponent > digits:
+        return None
+    with localcontext() as context:
+        context.prec = 2 * MAX_DECIMAL_DIGITS + 2
+        exact = value.quantize(Decimal(1).scaleb(-digits))
+    return exact if len(exact.as_tuple().digits) <= MAX_DECIMAL_DIGITS else None
+
+
+def scale_text(scale: int | None) -> str:
+    """The ``type`` of a ``definition.bad_value`` for a value with too many fraction digits."""
+    return f"decimal with at most {decimal_scale(scale)} fraction digits"
 
 
 def local_day(day: date, zone: str) -> tuple[datetime, datetime]:
@@ -764,6 +814,13 @@ def parse_parameter(parameter: Parameter, text: str) -> Any:
     return _parse_one(parameter, text)
 
 
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
+"""A query-string integer: ASCII digits only (``int()`` also reads other scripts' digits, full
+width digits and ``_``), an optional ``-``, no ``+`` (a ``+`` in a query string is a space)."""
+NUMBER_TEXT = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,8})?")
+"""A query-string number: ASCII digits, an optional fraction, no exponent."""
+
+
 def _parse_one(parameter: Parameter, text: str) -> Any:
     kind = parameter.type
     if kind == "string":
@@ -775,13 +832,13 @@ def _parse_one(parameter: Parameter, text: str) -> Any:
             raise ValueError("not one of the values")
         return text
     if kind == "integer":
-        if not re.fullmatch(r"[+-]?\d{1,18}", text.strip()):
+        if not INTEGER_TEXT.fullmatch(text.strip(" ")):
             raise ValueError("not an integer")
-        return int(text)
+        return int(text.strip(" "))
     if kind == "number":
-        if not re.fullmatch(r"[+-]?\d{1,30}(\.\d{1,8})?", text.strip()):
+        if not NUMBER_TEXT.fullmatch(text.strip(" ")):
             raise ValueError("not a number")
-        return Decimal(text.strip())
+        return Decimal(text.strip(" "))
     if kind == "boolean":
         if text not in ("true", "false"):
             raise ValueError("true or false")
@@ -857,6 +914,7 @@ __all__ = [
     "check_report",
     "compile_report",
     "condition_value",
+    "decimal_bound",
     "is_known_timezone",
     "local_day",
     "parse_parameter",

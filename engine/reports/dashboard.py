@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import Issue, ValidationFailed
+from engine.errors import EngineError, Invalid, Issue, ValidationFailed
 from engine.reports.spec import ReportSpec
 
 RESERVED = frozenset({"lang", "language", "format"})
@@ -111,7 +111,9 @@ def run_dashboard(
     A query name that is no shared parameter (``lang``/``language``/``format`` aside) raises
     :class:`ValidationFailed` (422, ``report.unknown_parameter``) before any report runs; a value
     that does not fit its type fails in the first report that reads it, with the same error as
-    that report alone would give."""
+    that report alone would give. A report that fails fails the whole dashboard with its error
+    (its status and code); an error that is not about the request's values also names the
+    report (``params.report``: ``report.overflow``, ``report.timeout``...)."""
     params = dict(params or {})
     unknown = [
         Issue(name, "report.unknown_parameter", {"report": spec.key, "name": name})
@@ -125,7 +127,13 @@ def run_dashboard(
         given = {name: params[name] for name in item.parameters if name in params}
         report = report_for(item.report) if report_for is not None else None
         title = item.title if item.title is not None else (report.title if report else None)
-        reports.append({"report": item.report, "title": title, "result": run(item.report, given)})
+        try:
+            result = run(item.report, given)
+        except EngineError as error:
+            if not isinstance(error, Invalid) and not error.params.get("report"):
+                error.params = {**error.params, "report": item.report}
+            raise
+        reports.append({"report": item.report, "title": title, "result": result})
     return {
         "dashboard": spec.key,
         "version": spec.version,

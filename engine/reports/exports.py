@@ -25,6 +25,10 @@ Decisions (see README.md, "Outputs"):
   (``#,##0.00``); a value with more digits (money over a trillion with cents...) is written as
   exact text, right-aligned, rather than silently losing digits. Dates are Excel dates;
   date-times stay ISO 8601 text with their offset (Excel has no time zones).
+- **Chart limit**: ``vega``, ``png`` and ``svg`` are drawn from at most
+  ``LOWCODE_REPORT_CHART_MAX_ROWS`` rows (default 1000); a longer result is 422
+  ``report.too_many_rows_for_chart``. Every string of a chart spec is cleaned of the characters
+  XML cannot hold (``charts.xml_safe``): vl-convert aborts the process on one.
 - **Sheet limit**: a sheet holds 1,048,576 rows; a longer result continues on further sheets
   (``<name> (2)``...), each with the header row, never cut silently.
 """
@@ -39,7 +43,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from engine.errors import BadRequest
+from engine.errors import BadRequest, EngineError
 from engine.jsoncodec import dumps
 
 FORMATS = ("json", "csv", "xlsx", "vega", "png", "svg")
@@ -56,6 +60,9 @@ XLSX_MAX_ROWS = 1_048_576
 """Rows of one Excel sheet, header included."""
 EXCEL_DIGITS = 15
 """Significant digits a spreadsheet number (an IEEE double) keeps exactly."""
+CHART_FORMATS = frozenset({"vega", "png", "svg"})
+CHART_MAX_ROWS = 1000
+"""Default of ``LOWCODE_REPORT_CHART_MAX_ROWS``: the most rows a chart is drawn from."""
 FORMULA_LEADS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 
@@ -66,6 +73,16 @@ class UnknownFormat(BadRequest):
     def __init__(self, requested: str) -> None:
         super().__init__("report.unknown_format", path="format",
                          params={"format": requested[:32], "expected": list(FORMATS)})
+
+
+class TooManyRowsForChart(EngineError):
+    """A chart (vega, png, svg) of more rows than ``LOWCODE_REPORT_CHART_MAX_ROWS``: drawing it
+    would take the server seconds to minutes, and nobody reads such a chart."""
+
+    status = 422
+
+    def __init__(self, rows: int, limit: int) -> None:
+        super().__init__("report.too_many_rows_for_chart", path="format", params={"rows": rows, "limit": limit})
 
 
 @dataclass(frozen=True)
@@ -86,9 +103,12 @@ def check_format(requested: str | None) -> str:
 
 
 def export_result(spec: Any, result: Mapping[str, Any], requested: str | None, language: str = "en", *,
-                  sheet_rows: int = XLSX_MAX_ROWS) -> ReportExport:
-    """``result`` of report ``spec`` in ``requested`` format (default json)."""
+                  sheet_rows: int = XLSX_MAX_ROWS, chart_max_rows: int = CHART_MAX_ROWS) -> ReportExport:
+    """``result`` of report ``spec`` in ``requested`` format (default json). A chart format of a
+    result with more than ``chart_max_rows`` rows raises :class:`TooManyRowsForChart` (422)."""
     name = check_format(requested)
+    if name in CHART_FORMATS and len(result["rows"]) > chart_max_rows:
+        raise TooManyRowsForChart(len(result["rows"]), chart_max_rows)
     key = str(result.get("meta", {}).get("report") or getattr(spec, "key", "report"))
     if name == "json":
         content = dumps(result).encode("utf-8")
@@ -245,5 +265,6 @@ def _write(sheet: Any, row: int, col: int, value: Any, kind: str, as_text: Any, 
         sheet.write_string(row, col, text, as_text if is_formula_like(text) else None)
 
 
-__all__ = ["EXCEL_DIGITS", "FORMATS", "MEDIA_TYPES", "ReportExport", "UnknownFormat", "XLSX_MAX_ROWS",
+__all__ = ["CHART_FORMATS", "CHART_MAX_ROWS", "EXCEL_DIGITS", "FORMATS", "MEDIA_TYPES", "ReportExport",
+           "TooManyRowsForChart", "UnknownFormat", "XLSX_MAX_ROWS",
            "check_format", "csv_cell", "export_result", "is_formula_like", "to_csv", "to_xlsx"]

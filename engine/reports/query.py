@@ -23,8 +23,16 @@ from engine.reports._columns import (
     quote,
     table_name,
 )
-from engine.reports.compiler import condition_value, local_day, parse_parameter
+from engine.reports.compiler import (
+    NUMBER_TEXT,
+    RESERVED_PARAMETER_NAMES,
+    condition_value,
+    decimal_bound,
+    local_day,
+    parse_parameter,
+)
 from engine.reports.mirror import ReportMirror
+from engine.reports.safety import ReportOverflow
 from engine.reports.sources import INSTANCES_TABLE, SOURCE_COLUMNS, TASKS_TABLE
 from engine.reports.spec import Condition, Dimension, Duration, FieldRef, Measure, ReportSpec
 
@@ -41,7 +49,7 @@ MAX_CALENDAR_YEARS = 50
 _COMPARISONS = {"eq": "=", "ne": "IS DISTINCT FROM", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
 
-RESERVED_PARAMS = frozenset({"drill", "format", "lang", "language"})
+RESERVED_PARAMS = RESERVED_PARAMETER_NAMES
 """Query-string names that are not report parameters (drill path, output format, language)."""
 
 
@@ -75,7 +83,10 @@ def run_report(
         _calendar_tables(mirror, spec),
     )
     plan = _plan(context)
-    rows = mirror.execute(plan.sql, plan.params)
+    try:
+        rows = mirror.execute(plan.sql, plan.params)
+    except ReportOverflow:
+        raise ReportOverflow(spec.key) from None
     truncated = len(rows) > spec.limit
     rows = rows[: spec.limit]
     zone = context.zone
@@ -125,7 +136,12 @@ def bind_parameters(
                 Issue(name, "report.unknown_parameter", {"report": spec.key, "name": name})
             )
             continue
-        text = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+        text = raw
+        if isinstance(raw, (list, tuple)):
+            if len(raw) > 1 and not parameter.multiple:
+                issues.append(Issue(name, "report.repeated_parameter", {"name": name, "count": len(raw)}))
+                continue
+            text = ",".join(str(item) for item in raw) if raw else ""
         try:
             values[name] = parse_parameter(parameter, text)
         except ValueError:
@@ -219,9 +235,12 @@ def _drill_value(dimension: Dimension, text: str, zone: str) -> Any:
         moment = parse_datetime(text)
         return moment.astimezone(UTC) if moment is not None and moment.tzinfo else _INVALID
     if ref.type in ("integer", "decimal", "number"):
-        number = exact_decimal(text)
+        number = exact_decimal(text) if NUMBER_TEXT.fullmatch(text) else None
         if number is None:
             return _INVALID
+        if ref.type == "decimal":
+            bound = decimal_bound(number, ref.scale)
+            return _INVALID if bound is None else bound
         return int(number) if ref.type == "integer" and number == int(number) else number
     if ref.type == "boolean":
         return {"true": True, "false": False}.get(text, _INVALID)
@@ -723,6 +742,8 @@ def _condition(builder: _Builder, condition: Condition) -> str | None:
         if given is None:
             return None
         value, local = _param_value(given, condition, builder.context.spec.timezone)
+        if condition.field.type == "decimal":
+            value = _decimal_param(value, condition)
 
     def column() -> str:
         return builder.column(condition.field)
@@ -759,6 +780,24 @@ def _condition(builder: _Builder, condition: Condition) -> str | None:
         operator = {"lt": "<", "lte": "<", "gt": ">=", "gte": ">="}[condition.op]
         return f"{column()} {operator} {builder.bind(bound)}"
     return f"{column()} {_COMPARISONS[condition.op]} {builder.bind(value)}"
+
+
+def _decimal_param(value: Any, condition: Condition) -> Any:
+    """A number parameter's value(s) at the decimal field's scale; 422
+    ``report.bad_parameter`` at the parameter when one has more fraction digits than the field
+    (see :func:`decimal_bound`)."""
+    scale = condition.field.scale
+
+    def one(item: Any) -> Any:
+        if not isinstance(item, Decimal):
+            return item
+        bound = decimal_bound(item, scale)
+        if bound is None:
+            raise ValidationFailed([Issue(str(condition.param), "report.bad_parameter", {
+                "name": condition.param, "field": condition.field.label, "scale": scale or 0})])
+        return bound
+
+    return tuple(one(item) for item in value) if isinstance(value, tuple) else one(value)
 
 
 def _param_value(given: Any, condition: Condition, zone: str) -> tuple[Any, bool]:

@@ -49,6 +49,16 @@ class ReportOutOfMemory(EngineError):
         super().__init__("report.out_of_memory", params={"limit": limit})
 
 
+class ReportOverflow(EngineError):
+    """A total (sum, avg) of the report does not fit the 38 digits of an exact decimal (DuckDB
+    ``OutOfRangeException``): 422, the data and the report are fine, this total cannot be held."""
+
+    status = 422
+
+    def __init__(self, report: str = "") -> None:
+        super().__init__("report.overflow", params={"report": report, "digits": 38})
+
+
 def duckdb_config(settings: ReportSettings) -> dict[str, Any]:
     """The ``duckdb.connect`` configuration of the mirror (before ``lock_configuration``)."""
     return {
@@ -71,7 +81,8 @@ def guarded(connection: duckdb.DuckDBPyConnection, settings: ReportSettings, wor
 
     The timer only interrupts while ``work`` runs (a small lock orders the two), so a late timer
     cannot stop the next statement. Raises :class:`ReportTimeout` when the timer stopped the
-    work and :class:`ReportOutOfMemory` when DuckDB ran out of its memory limit.
+    work, :class:`ReportOutOfMemory` when DuckDB ran out of its memory limit and
+    :class:`ReportOverflow` when a value went out of range (a sum over 38 digits).
     """
     state = {"running": True, "fired": False}
     guard = threading.Lock()
@@ -93,10 +104,12 @@ def guarded(connection: duckdb.DuckDBPyConnection, settings: ReportSettings, wor
         raise
     except duckdb.OutOfMemoryException:
         raise ReportOutOfMemory(settings.memory_limit) from None
+    except duckdb.OutOfRangeException:
+        raise ReportOverflow() from None
     finally:
         with guard:
             state["running"] = False
         timer.cancel()
 
 
-__all__ = ["ReportOutOfMemory", "ReportTimeout", "duckdb_config", "guarded"]
+__all__ = ["ReportOutOfMemory", "ReportOverflow", "ReportTimeout", "duckdb_config", "guarded"]

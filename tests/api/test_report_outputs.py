@@ -121,3 +121,24 @@ def test_a_chart_section_is_used(bank_client: Any) -> None:
     assert chart["title"] == "客户分布"
     assert chart["encoding"]["theta"]["title"] == "客户数"
     assert chart["encoding"]["color"]["field"] == "region"
+
+
+def test_a_chart_of_too_many_rows_is_422_and_rendering_stays_off_the_event_loop(bank_client: Any, bank: Any) -> None:
+    import dataclasses
+    import inspect
+
+    from engine.api import routes
+
+    _customers(bank_client)
+    bank.settings = dataclasses.replace(bank.settings, reports=dataclasses.replace(bank.settings.reports, chart_max_rows=1))
+    for fmt in ("vega", "png", "svg"):
+        response = bank_client.get(f"/api/v1/reports/{REPORT}?format={fmt}", headers={"Accept-Language": "zh-CN"})
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["errors"]
+        assert (error["path"], error["code"], error["params"]) == ("format", "report.too_many_rows_for_chart",
+                                                                    {"rows": 2, "limit": 1})
+        assert "下钻" in error["message"]
+    assert bank_client.get(f"/api/v1/reports/{REPORT}?format=csv").status_code == 200
+    # plain ``def`` routes: Starlette runs them in its thread pool, so a slow render never blocks /health
+    assert not inspect.iscoroutinefunction(routes.get_report)
+    assert not inspect.iscoroutinefunction(routes.get_dashboard)
