@@ -1,4 +1,4 @@
-"""The ``lowcode`` command: serve, worker, migrate, load, import, report."""
+"""The ``lowcode`` command: serve, worker, migrate, load, import, report, audit verify."""
 from __future__ import annotations
 
 import sys
@@ -204,6 +204,31 @@ def report(key: str = typer.Argument(..., help="Report key"),
     for row in result["rows"]:
         table.add_row(*["" if value is None else str(value) for value in row])
     console.print(table)
+
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(batch: int = typer.Option(1000, min=1, help="Entries read per query"),
+                 language: str = typer.Option("en", "--language", help="Message language: en or zh-CN"),
+                 database_url: Optional[str] = DatabaseOption) -> None:
+    """Walk the audit chain and report the first edited, deleted or reordered entry.
+
+    Exit code 0 when the chain is intact (prints the count and the head hash), 4 when it is
+    broken (prints the entry id and the reason)."""
+    from engine.messages import render_message
+
+    result = _engine(database_url).verify_audit(batch=batch)
+    if result.intact:
+        console.print(render_message("audit.intact", {"count": result.count, "head": result.head}, language),
+                      highlight=False)
+        return
+    assert result.code is not None and result.broken_id is not None
+    message = render_message(result.code, {"id": result.broken_id, "previous": result.broken_id - 1}, language)
+    errors.print(f"[red]{result.code}[/red] id={result.broken_id} reason={result.reason}: {message}", highlight=False)
+    raise typer.Exit(code=4)
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
 from engine.store import Database
 from engine.store import idempotency
+from engine.store.audit import AuditVerification
+from engine.store.audit import verify as verify_audit_chain
 from engine.store import records as record_store
 from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceRow, OutboxRow, RecordRow, TaskRow
 from engine.workflow.runtime import ProcessStuck, Runner
@@ -751,6 +753,12 @@ class Engine:
         self._check_outbox_staff(actor)
         offset, limit = _paging(offset, limit, 500)
         return notify.list_dead_letters(self.db, offset, limit, language)
+
+    def verify_audit(self, *, batch: int = 1000) -> AuditVerification:
+        """Walk the hash-chained audit log in order (``batch`` entries at a time) and report the
+        first entry that was edited, deleted or reordered (engine.store.audit)."""
+        with self.db.read() as session:
+            return verify_audit_chain(session.connection(), batch=batch)
 
     def retry_dead_letter(self, message_id: int, actor: Principal = SYSTEM, language: str = "en") -> dict[str, Any]:
         """Send a dead message back to the queue (pending, due now, attempts reset); audited.

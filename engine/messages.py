@@ -185,6 +185,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     # import
     "import.bad_source": {"en": "The file cannot be read: {detail}", "zh-CN": "无法读取文件：{detail}"},
     "import.bad_mapping": {"en": "The mapping file is invalid: {detail}", "zh-CN": "映射文件无效：{detail}"},
+    # audit chain (engine.store.audit, `lowcode audit verify`)
+    "audit.intact": {"en": "The audit chain is intact: {count} entries, head {head}", "zh-CN": "审计链完整：共 {count} 条，末条哈希 {head}"},
+    "audit.entry_edited": {"en": "Audit entry {id} was edited: its hash does not match its content", "zh-CN": "审计记录 {id} 被篡改：其哈希与内容不符"},
+    "audit.entry_deleted": {"en": "Audit entry {id} was deleted: the chain skips from {previous} to the next entry", "zh-CN": "审计记录 {id} 被删除：审计链从 {previous} 直接跳到下一条"},
+    "audit.entry_unlinked": {"en": "Audit entry {id} does not follow the entry before it: entries before it were deleted or rewritten", "zh-CN": "审计记录 {id} 与前一条不相衔接：其之前的记录被删除或重写"},
+    "audit.entry_reordered": {"en": "Audit entry {id} holds the content of another position of the chain: entries were reordered", "zh-CN": "审计记录 {id} 存放的是链中另一位置的内容：记录顺序被调换"},
     # outbox (engine.notify)
     "outbox.http_status": {"en": "The receiver answered HTTP {status}", "zh-CN": "接收方返回 HTTP {status}"},
     "outbox.redirect_refused": {"en": "The receiver answered with a redirect (HTTP {status}); redirects are not followed", "zh-CN": "接收方返回重定向（HTTP {status}）；不跟随重定向"},

@@ -50,6 +50,7 @@ from engine.forms.spec import FormSpec
 from engine.jsoncodec import MAX_NUMBER_DIGITS, MAX_NUMBER_EXPONENT, check_document, dumps
 from engine.security import SYSTEM, Principal
 from engine.store import Database
+from engine.store.audit import chain_rows
 from engine.store.models import (
     AuditRow,
     ChangeRow,
@@ -627,6 +628,8 @@ class _Batch:
                 continue
             if name == "changes" and self.staged:
                 connection.exec_driver_sql(tables.staging_sql, batch)
+            elif name == "audit_log":  # numbered and hash-chained under the chain's lock
+                connection.exec_driver_sql(tables.sql[name], chain_rows(connection, batch))
             else:
                 connection.exec_driver_sql(tables.sql[name], batch)
 
@@ -685,6 +688,9 @@ _OWN_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """The columns `add` fills itself, in the order of its tuples."""
 
+_CHAINED = ("id", "request_id", "prev_hash", "hash")
+"""The audit columns `engine.store.audit.chain_rows` adds to those tuples when they are written."""
+
 _MODELS = (RecordRow, RecordValueRow, ChangeRow, AuditRow, OutboxRow, InstanceRow, InstanceEventRow, TaskRow, TimerRow)
 
 
@@ -707,7 +713,8 @@ class _Tables:
             own = _OWN_COLUMNS.get(table.name)
             if own is not None:
                 for column in columns:
-                    if column.name not in own and not column.nullable and column.server_default is None:
+                    if column.name not in own and not column.nullable and column.server_default is None \
+                            and not (table.name == "audit_log" and column.name in _CHAINED):
                         raise NotImplementedError(f"bulk insert does not fill {table.name}.{column.name}")
                     if column.name not in own and column.default is not None:
                         raise NotImplementedError(f"bulk insert does not apply the default of {table.name}.{column.name}")
@@ -731,6 +738,9 @@ class _Tables:
             self._by_class[model] = (table.name, converters)
             self.sql[table.name] = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
                                     f"VALUES ({', '.join([marker] * len(names))})")
+        audit = ("id", *_OWN_COLUMNS["audit_log"], *_CHAINED[1:])  # as chain_rows gives them
+        self.sql["audit_log"] = (f"INSERT INTO {quote('audit_log')} ({', '.join(quote(n) for n in audit)}) "
+                                 f"VALUES ({', '.join([marker] * len(audit))})")
         self._timestamp: Callable[[Any], Any] = timestamp or _unchanged
         # Change rows of an all-or-nothing session wait here until it commits.
         self.staging_name = quote("bulk_changes_staged")

@@ -227,6 +227,10 @@ class AuditRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     """The HTTP request that caused the entry (its ``X-Request-ID``, engine.observability);
     None for the worker and the command line."""
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    """The ``hash`` of the entry before (64 zeros for the first): the chain (engine.store.audit)."""
+    hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 over this entry and ``prev_hash``; set by engine.store.audit when it is written."""
 
     def __init__(self, **values: Any) -> None:
         values.setdefault("request_id", current_request_id())  # the request being served

@@ -31,6 +31,8 @@ def upgrade() -> None:
     sa.Column('object_id', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
     sa.Column('request_id', sa.String(length=128), nullable=True),
+    sa.Column('prev_hash', sa.String(length=64), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
