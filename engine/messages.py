@@ -46,8 +46,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
     "request.duplicate_key": {"en": "Key {key} appears more than once in this object", "zh-CN": "此对象中键 {key} 出现了不止一次"},
     "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
-    "request.duplicate_key": {"en": "Key {key} appears more than once in this object", "zh-CN": "此对象中键 {key} 出现了不止一次"},
-    "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
     # readiness (GET /ready)
     "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
     "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},
@@ -150,7 +148,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "record.idempotency_key_invalid": {"en": "Idempotency-Key must be 1 to {limit} printable ASCII characters", "zh-CN": "Idempotency-Key 须为 1 到 {limit} 个可打印 ASCII 字符"},
     "process.stuck": {"en": "The process could not move on: {reason}", "zh-CN": "流程无法继续：{reason}"},
     # reports
-    "report.bad_parameter": {"en": "Report parameter {name} is invalid", "zh-CN": "报表参数 {name} 无效"},
     "report.bad_drill": {"en": "The drill value is invalid: {reason}", "zh-CN": "钻取参数无效：{reason}"},
     "report.calendar_range": {"en": "Report {report} measures business hours over {first}–{last}, more than {years} years; narrow the data with filters", "zh-CN": "报表 {report} 按工作时间计算的数据跨越 {first}–{last} 年，超过 {years} 年；请用筛选条件缩小范围"},
     "report.stale": {"en": "Report {key} no longer matches form {form}; upload the report again", "zh-CN": "报表 {key} 与表单 {form} 的当前版本不再匹配，请重新上传报表"},
