@@ -9,7 +9,7 @@ type that is bound to the query (``date``, aware UTC ``datetime``, ``Decimal``..
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from engine.forms.spec import ColumnType
 
@@ -33,41 +33,12 @@ SourceKind = Literal["form", "instances", "tasks"]
 DurationUnit = Literal["days", "hours", "business_hours"]
 SortOrder = Literal["asc", "desc"]
 
-BUCKETS: tuple[Bucket, ...] = ("day", "week", "month", "quarter", "year")
-AGGREGATES: tuple[Aggregate, ...] = (
-    "count",
-    "count_distinct",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "median",
-    "percentile",
-    "rate",
-    "ratio",
-    "nps",
-)
-OPERATORS: tuple[Operator, ...] = (
-    "eq",
-    "ne",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "in",
-    "between",
-    "is_null",
-    "not_null",
-)
-PARAMETER_TYPES: tuple[ParameterType, ...] = (
-    "string",
-    "enum",
-    "integer",
-    "number",
-    "boolean",
-    "date",
-    "date_range",
-)
+# The same names as tuples, for checks and error messages: read from the Literal types so the
+# two can never disagree.
+BUCKETS: tuple[Bucket, ...] = get_args(Bucket)
+AGGREGATES: tuple[Aggregate, ...] = get_args(Aggregate)
+OPERATORS: tuple[Operator, ...] = get_args(Operator)
+PARAMETER_TYPES: tuple[ParameterType, ...] = get_args(ParameterType)
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_LIMIT = 100_000
 

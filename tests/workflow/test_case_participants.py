@@ -8,13 +8,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from workflow_support import countersign, end, event_count, install, only_task, open_tasks, task
+from workflow_support import (
+    API,
+    CLERK_H,
+    countersign,
+    end,
+    event_count,
+    install,
+    only_task,
+    open_tasks,
+    single_error,
+    submit_over_http,
+    task,
+)
 
 from engine import Engine, Principal
 from engine.errors import Forbidden
 
-API = "/api/v1"
-CLERK_H = {"X-User": "clerk"}
 REVIEWER_H = {"X-User": "rev", "X-Roles": "reviewer"}
 ADMIN_H = {"X-User": "boss", "X-Roles": "admin"}
 STRANGER_H = {"X-User": "mallory"}
@@ -27,21 +37,6 @@ def flow(engine: Engine) -> Engine:
         "review": task("reviewer", approve="sign", reject="no"),
         "sign": countersign([{"role": "r1"}, {"role": "r2"}], approve=("all", "yes"), reject=("one", "no")),
         "yes": end("approved"), "no": end("rejected")}, start="review")
-
-
-def _submit(client: Any, headers: dict[str, str] = CLERK_H) -> str:
-    response = client.post(f"{API}/forms/request/records", json={"amount": 5}, headers=headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["instances"][0]["id"])
-
-
-def _error(response: Any, status: int, code: str, path: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    (error,) = response.json()["errors"]
-    assert error["code"] == code and error["message"] and error["message"] != code
-    if path is not None:
-        assert error["path"] == path
-    return dict(error)
 
 
 def _untouched(engine: Engine, instance_id: str) -> tuple[Any, ...]:
@@ -61,10 +56,10 @@ def _untouched(engine: Engine, instance_id: str) -> tuple[Any, ...]:
 def test_the_applicant_in_other_letters_cannot_approve_their_own_request(engine: Engine, client: Any) -> None:
     install(engine, {"review": task("manager", approve="yes", reject="no"),
                      "yes": end("approved"), "no": end("rejected")}, start="review")
-    instance_id = _submit(client, {"X-User": "mgr-07", "X-Roles": "manager"})
+    instance_id = submit_over_http(client, {"X-User": "mgr-07", "X-Roles": "manager"})
     task_id = only_task(engine, instance_id)["id"]
     for user in ("MGR-07", "Mgr-07", "mgr-07"):
-        _error(client.post(f"{API}/tasks/{task_id}/approve", headers={"X-User": user, "X-Roles": "manager"}),
+        single_error(client.post(f"{API}/tasks/{task_id}/approve", headers={"X-User": user, "X-Roles": "manager"}),
                403, "task.own_request")
     assert client.post(f"{API}/tasks/{task_id}/approve", headers={"X-User": "mgr-08", "X-Roles": "manager"}).status_code == 200
 
@@ -72,30 +67,30 @@ def test_the_applicant_in_other_letters_cannot_approve_their_own_request(engine:
 def test_one_signer_in_other_letters_cannot_sign_twice(engine: Engine, client: Any) -> None:
     install(engine, {"sign": countersign([{"role": "r"}, {"role": "r"}], approve=("all", "yes"), reject=("one", "no")),
                      "yes": end("approved"), "no": end("rejected")}, start="sign")
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     first, second = (t["id"] for t in open_tasks(engine, instance_id))
     assert client.post(f"{API}/tasks/{first}/approve", headers={"X-User": "signer", "X-Roles": "r"}).status_code == 200
-    _error(client.post(f"{API}/tasks/{second}/approve", headers={"X-User": "SIGNER", "X-Roles": "r"}), 403, "task.already_signed")
+    single_error(client.post(f"{API}/tasks/{second}/approve", headers={"X-User": "SIGNER", "X-Roles": "r"}), 403, "task.already_signed")
     assert engine.instance(instance_id)["state"] == "sign"
 
 
 def test_the_applicant_in_other_letters_is_no_added_approver_or_transfer_target(flow: Engine, client: Any) -> None:
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     task_id = only_task(flow, instance_id)["id"]
-    _error(client.post(f"{API}/tasks/{task_id}/add-approver", json={"user": "CLERK", "mode": "before"}, headers=REVIEWER_H),
+    single_error(client.post(f"{API}/tasks/{task_id}/add-approver", json={"user": "CLERK", "mode": "before"}, headers=REVIEWER_H),
            403, "task.bad_added_approver")
-    _error(client.post(f"{API}/tasks/{task_id}/add-approver", json={"user": "REV", "mode": "after"}, headers=REVIEWER_H),
+    single_error(client.post(f"{API}/tasks/{task_id}/add-approver", json={"user": "REV", "mode": "after"}, headers=REVIEWER_H),
            403, "task.bad_added_approver")
-    _error(client.post(f"{API}/tasks/{task_id}/transfer", json={"to": "Clerk"}, headers=ADMIN_H), 403, "task.own_request")
+    single_error(client.post(f"{API}/tasks/{task_id}/transfer", json={"to": "Clerk"}, headers=ADMIN_H), 403, "task.own_request")
 
 
 def test_a_countersign_task_is_not_transferred_to_its_signer_in_other_letters(engine: Engine, client: Any) -> None:
     install(engine, {"sign": countersign([{"role": "r"}, {"role": "r"}], approve=("all", "yes"), reject=("one", "no")),
                      "yes": end("approved"), "no": end("rejected")}, start="sign")
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     first, second = (t["id"] for t in open_tasks(engine, instance_id))
     assert client.post(f"{API}/tasks/{first}/approve", headers={"X-User": "signer", "X-Roles": "r"}).status_code == 200
-    _error(client.post(f"{API}/tasks/{second}/transfer", json={"to": "Signer"}, headers=ADMIN_H), 409, "task.already_approver")
+    single_error(client.post(f"{API}/tasks/{second}/transfer", json={"to": "Signer"}, headers=ADMIN_H), 409, "task.already_approver")
 
 
 def test_a_runtime_list_naming_the_applicant_in_other_letters_leaves_them_out(engine: Engine, client: Any) -> None:
@@ -115,7 +110,7 @@ ANONYMOUS_STAFF = [{"X-Roles": "reviewer,admin"}, {"X-User": "", "X-Roles": "rev
 
 @pytest.mark.parametrize("headers", ANONYMOUS_STAFF)
 def test_an_anonymous_caller_with_staff_roles_cannot_take_part(flow: Engine, client: Any, headers: dict[str, str]) -> None:
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     task_id = only_task(flow, instance_id)["id"]
     before = _untouched(flow, instance_id)
     calls = [
@@ -129,7 +124,7 @@ def test_an_anonymous_caller_with_staff_roles_cannot_take_part(flow: Engine, cli
     ]
     for kind, object_id, operation, body in calls:
         response = client.post(f"{API}/{kind}/{object_id}/{operation}", json=body, headers={**headers, "Accept-Language": "zh-CN"})
-        error = _error(response, 403, "task.anonymous_actor")
+        error = single_error(response, 403, "task.anonymous_actor")
         assert "具名" in error["message"], operation
     assert _untouched(flow, instance_id) == before
     # nobody header-less (nor these callers) sees the staff view; the case does not exist for them
@@ -141,7 +136,7 @@ def test_an_anonymous_caller_with_staff_roles_cannot_take_part(flow: Engine, cli
 
 def test_anonymous_never_becomes_staff_even_after_an_engine_action_in_its_name(flow: Engine, client: Any) -> None:
     """The Python API refuses the shared identity too; the engine itself (SYSTEM) still may act."""
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     task_id = only_task(flow, instance_id)["id"]
     for actor in (Principal("anonymous", frozenset({"reviewer"})), Principal("SYSTEM", frozenset({"admin"}))):
         with pytest.raises(Forbidden) as caught:
@@ -154,19 +149,19 @@ def test_anonymous_never_becomes_staff_even_after_an_engine_action_in_its_name(f
 
 
 def test_a_shared_identity_is_no_transfer_or_approver_target(flow: Engine, client: Any) -> None:
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     task_id = only_task(flow, instance_id)["id"]
-    _error(client.post(f"{API}/tasks/{task_id}/transfer", json={"to": "anonymous"}, headers=ADMIN_H), 400,
+    single_error(client.post(f"{API}/tasks/{task_id}/transfer", json={"to": "anonymous"}, headers=ADMIN_H), 400,
            "request.bad_parameter", "/to")
-    _error(client.post(f"{API}/tasks/{task_id}/add-approver", json={"user": "System", "mode": "after"}, headers=REVIEWER_H),
+    single_error(client.post(f"{API}/tasks/{task_id}/add-approver", json={"user": "System", "mode": "after"}, headers=REVIEWER_H),
            400, "request.bad_parameter", "/user")
 
 
 def test_an_anonymous_applicant_still_sees_the_public_view_but_cannot_urge(flow: Engine, client: Any) -> None:
-    instance_id = _submit(client, {})
+    instance_id = submit_over_http(client, {})
     assert client.get(f"{API}/instances/{instance_id}").json()["view"] == "applicant"
-    _error(client.post(f"{API}/instances/{instance_id}/urge"), 403, "task.anonymous_actor")
-    _error(client.post(f"{API}/instances/{instance_id}/withdraw"), 403, "instance.not_applicant")
+    single_error(client.post(f"{API}/instances/{instance_id}/urge"), 403, "task.anonymous_actor")
+    single_error(client.post(f"{API}/instances/{instance_id}/withdraw"), 403, "instance.not_applicant")
 
 
 # -- 3: operation bodies refuse unknown members -------------------------------------------------------
@@ -186,19 +181,19 @@ def test_an_anonymous_applicant_still_sees_the_public_view_but_cannot_urge(flow:
 ])
 def test_an_unknown_body_member_is_422_and_nothing_is_done(flow: Engine, client: Any, kind: str, operation: str,
                                                           body: dict[str, Any]) -> None:
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     task_id = only_task(flow, instance_id)["id"]
     headers = {"withdraw": CLERK_H, "cancel": ADMIN_H}.get(operation, REVIEWER_H)
     before = _untouched(flow, instance_id)
     target = task_id if kind == "tasks" else instance_id
     response = client.post(f"{API}/{kind}/{target}/{operation}", json=body, headers={**headers, "Accept-Language": "zh-CN"})
-    error = _error(response, 422, "request.unknown_field", "/comentt")
+    error = single_error(response, 422, "request.unknown_field", "/comentt")
     assert "comentt" in error["message"]
     assert _untouched(flow, instance_id) == before
 
 
 def test_every_unknown_member_is_reported_with_an_escaped_pointer(flow: Engine, client: Any) -> None:
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     task_id = only_task(flow, instance_id)["id"]
     response = client.post(f"{API}/tasks/{task_id}/approve", json={"comment": 5, "a/b": 1, "c~d": 2}, headers=REVIEWER_H)
     assert response.status_code == 422
@@ -219,7 +214,7 @@ def test_the_openapi_bodies_allow_no_other_members(client: Any) -> None:
 
 def _commented_case(flow: Engine, client: Any) -> tuple[str, str]:
     """A case whose review was approved with an internal comment; its countersign is open."""
-    instance_id = _submit(client)
+    instance_id = submit_over_http(client)
     review = only_task(flow, instance_id)["id"]
     assert client.post(f"{API}/tasks/{review}/approve", json={"comment": SECRET}, headers=REVIEWER_H).status_code == 200
     return instance_id, review
@@ -237,13 +232,13 @@ def test_a_task_is_shown_in_full_to_staff_publicly_to_the_applicant_and_not_at_a
     assert SECRET not in public.text and "rev" not in {body.get("acted_by"), body.get("assignee_user")}
     assert not {"comment", "acted_by", "assignee_role", "assignee_user", "claimed_by"} & set(body)
     for stranger in (STRANGER_H, {}, {"X-User": "mallory", "X-Roles": "auditor"}):
-        _error(client.get(f"{API}/tasks/{review}", headers=stranger), 404, "task.not_found")
+        single_error(client.get(f"{API}/tasks/{review}", headers=stranger), 404, "task.not_found")
     assert flow.task(review)["comment"] == SECRET  # the Python API defaults to the engine itself
 
 
 def test_the_inbox_lists_only_tasks_of_cases_the_caller_takes_part_in(flow: Engine, client: Any) -> None:
     instance_id, review = _commented_case(flow, client)
-    other = _submit(client, {"X-User": "clerk-2"})
+    other = submit_over_http(client, {"X-User": "clerk-2"})
 
     def inbox(headers: dict[str, str], **params: Any) -> dict[str, Any]:
         response = client.get(f"{API}/tasks", params={"status": "all", **params}, headers=headers)
@@ -273,7 +268,7 @@ def test_the_inbox_lists_only_tasks_of_cases_the_caller_takes_part_in(flow: Engi
 # -- 5: the inbox pages, with a total ---------------------------------------------------------------
 
 def test_the_inbox_pages_with_total_offset_and_limit(flow: Engine, client: Any) -> None:
-    created = [_submit(client) for _ in range(3)]
+    created = [submit_over_http(client) for _ in range(3)]
     first = client.get(f"{API}/tasks", params={"role": "reviewer", "limit": 2}, headers=REVIEWER_H).json()
     assert (first["total"], first["offset"], first["limit"], len(first["items"])) == (3, 0, 2, 2)
     rest = client.get(f"{API}/tasks", params={"role": "reviewer", "limit": 2, "offset": 2}, headers=REVIEWER_H).json()
@@ -289,8 +284,8 @@ def test_the_inbox_pages_with_total_offset_and_limit(flow: Engine, client: Any) 
 ])
 def test_bad_inbox_parameters_are_refused_at_their_name(flow: Engine, client: Any, params: dict[str, str],
                                                        status: int, path: str) -> None:
-    _submit(client)
-    _error(client.get(f"{API}/tasks", params=params, headers=REVIEWER_H), status, "request.bad_parameter", path)
+    submit_over_http(client)
+    single_error(client.get(f"{API}/tasks", params=params, headers=REVIEWER_H), status, "request.bad_parameter", path)
 
 
 def test_the_inbox_parameters_are_described_in_the_openapi(client: Any) -> None:

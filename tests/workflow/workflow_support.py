@@ -126,3 +126,31 @@ def event_count(engine: Engine, instance_id: str, event: str) -> int:
     with engine.db.read() as session:
         return int(session.scalar(select(func.count()).select_from(InstanceEventRow).where(
             InstanceEventRow.instance_id == instance_id, InstanceEventRow.event == event)) or 0)
+
+
+# -- over HTTP ------------------------------------------------------------------------------
+
+API = "/api/v1"
+CLERK_H = {"X-User": "clerk"}
+
+
+def submit_over_http(client: Any, headers: dict[str, str] = CLERK_H) -> str:
+    """Submit the test form's record as ``headers`` name the caller; the id of the case it opened."""
+    response = client.post(f"{API}/forms/request/records", json={"amount": 5}, headers=headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["instances"][0]["id"])
+
+
+def single_error(response: Any, status: int, code: str, path: str | None = None) -> dict[str, Any]:
+    """The response is ``status`` with exactly one error of ``code`` (at ``path``), shaped
+    ``{"errors": [{path, code, message}]}`` with a real message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"errors"}
+    (error,) = body["errors"]
+    assert {"path", "code", "message"} <= set(error)
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"] and error["message"] != code
+    if path is not None:
+        assert error["path"] == path
+    return dict(error)
