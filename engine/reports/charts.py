@@ -2,8 +2,8 @@
 
 A report definition may carry a ``chart`` section::
 
-    "chart": {"mark": "line", "x": "month", "y": "complaints", "color": "product",
-              "title": {"zh-CN": "月度投诉量", "en": "Complaints by month"}}
+    "chart": {"mark": "line", "x": "month", "y": "cases", "color": "product",
+              "title": {"zh-CN": "月度案件量", "en": "Cases by month"}}
 
 ``x``, ``y`` and ``color`` name dimensions or measures of the report (a name, or
 ``{"member": name, "title": text}`` to give the axis its own title). Without a chart section,
