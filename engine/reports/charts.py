@@ -40,8 +40,6 @@ log = logging.getLogger("engine.reports.charts")
 
 MARKS = ("bar", "line", "area", "point", "arc")
 CHANNELS = ("x", "y", "color")
-VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
-"""The ``$schema`` URI names the language version; nothing is fetched from it."""
 FONT_FAMILY = "Noto Sans CJK SC, Noto Sans SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, sans-serif"
 DEFAULT_WIDTH = 600
 DEFAULT_HEIGHT = 360
@@ -267,7 +265,6 @@ def vega_lite(spec: Any, result: Mapping[str, Any], language: str = "en") -> dic
     if chart.mark in ("line", "area"):
         mark["point"] = True
     document: dict[str, Any] = {
-        "$schema": VEGA_LITE_SCHEMA,
         "title": localize(chart.title or getattr(spec, "title", None), language) or getattr(spec, "key", ""),
         "width": chart.width or DEFAULT_WIDTH,
         "height": chart.height or DEFAULT_HEIGHT,

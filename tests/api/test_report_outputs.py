@@ -142,3 +142,11 @@ def test_a_chart_of_too_many_rows_is_422_and_rendering_stays_off_the_event_loop(
     # plain ``def`` routes: Starlette runs them in its thread pool, so a slow render never blocks /health
     assert not inspect.iscoroutinefunction(routes.get_report)
     assert not inspect.iscoroutinefunction(routes.get_dashboard)
+
+
+def test_the_vega_lite_spec_names_no_outside_host(bank_client: Any) -> None:
+    # Banks run isolated networks: nothing in a served spec may point a renderer at the internet.
+    _customers(bank_client)
+    spec = bank_client.get(f"/api/v1/reports/{REPORT}?format=vega").content
+    assert b"http://" not in spec and b"https://" not in spec
+    assert "$schema" not in loads(spec)
