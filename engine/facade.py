@@ -28,6 +28,7 @@ from engine import notify
 from engine.reports import ReportMirror, run_report
 from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
+from engine.security.access import Access
 from engine.store import Database
 from engine.store import idempotency
 from engine.store.audit import AuditVerification
@@ -37,7 +38,7 @@ from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceR
 from engine.workflow.runtime import ProcessStuck, Runner
 from engine.workflow.spec import TaskStatus
 
-_LOAD_ORDER = {"form": 0, "process": 1, "report": 2, "dashboard": 3}
+_LOAD_ORDER = {"form": 0, "process": 1, "report": 2, "dashboard": 3, "roles": 4}
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_OFFSET = 1_000_000_000
 MAX_VERSION = 2**31 - 1
@@ -121,6 +122,14 @@ class Engine:
                 raise DefinitionInvalid([Issue(f"{path}#{issue.path}", issue.code, issue.params, issue.messages) for issue in exc.issues]) from None
             results.append({**result, "file": str(path)})
         return results
+
+    def access(self, principal: Principal = SYSTEM) -> Access:
+        """What ``principal`` may do and see under the loaded roles definitions: pass it to
+        ``engine.security.fields`` (``readable_view``, ``check_writable``, ...). Unrestricted
+        for the engine itself and while no roles definition is loaded."""
+        from engine.security.access import resolve
+
+        return resolve(self.registry.roles(), principal)
 
     def definitions(self) -> list[dict[str, Any]]:
         return self.registry.listing()

@@ -55,6 +55,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.not_found": {"en": "No {kind} definition named {key}", "zh-CN": "不存在名为 {key} 的 {kind} 定义"},
     "definition.version_not_found": {"en": "{kind} {key} has no version {version}", "zh-CN": "{kind} {key} 没有版本 {version}"},
     "record.not_found": {"en": "No record with id {id}", "zh-CN": "不存在 id 为 {id} 的记录"},
+    # roles: function, object and field permissions (engine.security)
+    "field.write_denied": {"en": "You may not write field {field}", "zh-CN": "您无权填写字段 {field}"},
+    "field.not_readable": {"en": "Field {field} cannot be used here: it is unknown or you may not read it", "zh-CN": "此处不能使用字段 {field}：该字段不存在或您无权查看"},
+    "access.denied": {"en": "Your roles do not allow {function}", "zh-CN": "您的角色无权执行 {function}"},
+    "access.submit_denied": {"en": "Your roles do not allow submitting {form}", "zh-CN": "您的角色无权提交 {form}"},
+    "access.act_denied": {"en": "Your roles do not allow acting on step {state} of {process}", "zh-CN": "您的角色无权处理 {process} 的 {state} 环节"},
+    "access.report_denied": {"en": "No report named {key} that you may read", "zh-CN": "不存在您可查看的名为 {key} 的报表"},
     "task.not_found": {"en": "No task with id {id}", "zh-CN": "不存在 id 为 {id} 的任务"},
     "instance.not_found": {"en": "No process instance with id {id}", "zh-CN": "不存在 id 为 {id} 的流程实例"},
     "report.not_found": {"en": "No report named {key}", "zh-CN": "不存在名为 {key} 的报表"},

@@ -19,6 +19,7 @@ from engine.forms.spec import FormSpec
 from engine.jsoncodec import check_document, dumps, loads
 from engine.reports import check_report, compile_report
 from engine.reports.dashboard import DashboardSpec, compile_dashboard
+from engine.security.roles import RolesSpec, compile_roles
 from engine.store import Database
 from engine.store.models import AuditRow, DefinitionRow
 from engine.workflow.compiler import compile_process
@@ -97,6 +98,17 @@ class DefinitionRegistry:
             spec, issues = compile_process(document, version, form_for)
         elif kind == "dashboard":
             spec, issues = compile_dashboard(document, version, self.report)
+        elif kind in ("profile", "tag", "trigger"):
+            from engine.insight.compiler import compile_profile, compile_tag, compile_trigger
+
+            if kind == "profile":
+                spec, issues = compile_profile(document, version, form_for)
+            elif kind == "tag":
+                spec, issues = compile_tag(document, version, form_for, lambda key: self.spec("profile", key))
+            else:
+                spec, issues = compile_trigger(document, version, form_for, self.process)
+        elif kind == "roles":
+            spec, issues = compile_roles(document, version, form_for, self.process)
         else:
             issues = check_report(dict(document), form_for, self.process)
             spec = (compile_report(dict(document), None, version, form_for=form_for, process_for=self.process)
@@ -217,6 +229,16 @@ class DefinitionRegistry:
     def dashboard(self, key: str, version: int | None = None) -> DashboardSpec | None:
         spec = self.spec("dashboard", key, version)
         return spec if isinstance(spec, DashboardSpec) else None
+
+    def roles(self) -> list[RolesSpec]:
+        """The latest version of every ``roles`` definition, by key (empty: no policy)."""
+        with self._db.read() as session:
+            rows = session.execute(
+                select(DefinitionRow.key, func.max(DefinitionRow.version)).where(DefinitionRow.kind == "roles")
+                .group_by(DefinitionRow.key).order_by(DefinitionRow.key)
+            ).all()
+        specs = [self.spec("roles", key, version) for key, version in rows]
+        return [spec for spec in specs if isinstance(spec, RolesSpec)]
 
 
 def _canonical(value: Any) -> Any:
