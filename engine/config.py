@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from engine.notify.settings import OutboxSettings
 from engine.reports.settings import ReportSettings
@@ -24,6 +25,12 @@ class Settings:
     """Roles that may transfer any task and cancel any case."""
     reports: ReportSettings = field(default_factory=ReportSettings)
     """Report queries: DuckDB memory limit, threads and query timeout (engine.reports.settings)."""
+    timer_lease: timedelta = timedelta(seconds=60)
+    """How long a worker's claim keeps due timers from other workers (LOWCODE_TIMER_LEASE_SECONDS)."""
+    clock: str | None = None
+    """LOWCODE_CLOCK: unset for the system clock; ``file:PATH`` for a clock read from a file
+    that a test moves (several processes then share one fake time; see engine.clock). Refused
+    in production mode."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,4 +45,6 @@ class Settings:
             ),
             outbox=OutboxSettings.from_environ(os.environ),
             reports=ReportSettings.from_environ(os.environ),
+            timer_lease=timedelta(seconds=float(os.environ.get("LOWCODE_TIMER_LEASE_SECONDS") or 60)),
+            clock=os.environ.get("LOWCODE_CLOCK") or None,
         )

@@ -594,8 +594,10 @@ class Engine:
         """Fire every SLA timer due now (what ``lowcode worker`` does each round)."""
         from engine.workflow.timers import fire_due_timers
 
-        stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit)
-        return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "errors": stats.errors}
+        stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit,
+                                lease=self.settings.timer_lease)
+        return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "lost": stats.lost,
+                "errors": stats.errors}
 
     def deliver_outbox(self, *, limit: int = 100) -> dict[str, Any]:
         """Send the outbox messages due now, once each (what ``lowcode worker`` does each round);

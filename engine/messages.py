@@ -46,6 +46,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.bad_parameter": {"en": "Parameter {name} is invalid: {reason}", "zh-CN": "参数 {name} 无效：{reason}"},
     "request.duplicate_key": {"en": "Key {key} appears more than once in this object", "zh-CN": "此对象中键 {key} 出现了不止一次"},
     "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
+    # clock (engine.clock, LOWCODE_CLOCK)
+    "clock.bad_setting": {"en": "LOWCODE_CLOCK must be unset (the system clock) or file:PATH", "zh-CN": "LOWCODE_CLOCK 须不设置（使用系统时钟）或为 file:PATH"},
+    "clock.refused_in_production": {"en": "LOWCODE_CLOCK (a test clock) is refused in production mode (LOWCODE_MODE)", "zh-CN": "生产模式（LOWCODE_MODE）下不允许设置 LOWCODE_CLOCK（测试时钟）"},
+    "clock.file_unreadable": {"en": "The clock file {path} cannot be read", "zh-CN": "无法读取时钟文件 {path}"},
+    "clock.file_not_instant": {"en": "The clock file {path} must hold one ISO-8601 instant with a UTC offset", "zh-CN": "时钟文件 {path} 须只包含一个带 UTC 偏移的 ISO-8601 时刻"},
     # readiness (GET /ready)
     "ready.database_unreachable": {"en": "The database cannot be reached ({type})", "zh-CN": "无法连接数据库（{type}）"},
     "ready.migrations_pending": {"en": "The database is at migration {current}, this engine needs {head}: run `lowcode migrate`", "zh-CN": "数据库处于迁移版本 {current}，本引擎需要 {head}：请运行 `lowcode migrate`"},

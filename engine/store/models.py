@@ -134,9 +134,10 @@ class TaskRow(Base):
 
 
 class TimerRow(Base):
-    """A durable timer, written in the same transaction as the state change that set it. The
-    worker fires each due one once: the update from ``pending`` is conditional, inside the
-    transaction that performs its effect."""
+    """A durable timer, written in the same transaction as the state change that set it. A
+    worker claims due ones for a lease (``lease_token``, ``leased_until``) and fires each in a
+    transaction that commits only while the row still carries its token
+    (:mod:`engine.workflow.timers`)."""
 
     __tablename__ = "timers"
     __table_args__ = (Index(None, "status", "fire_at"), Index(None, "instance_id"), Index(None, "task_id"))
@@ -156,6 +157,10 @@ class TimerRow(Base):
     repeats: Mapped[int] = mapped_column(Integer, default=0)
     """How many times a repeating reminder has fired (missed repetitions count once)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The fence of the worker claim that holds the timer; null when nobody does."""
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Until when that claim keeps the timer from other workers (then anyone may claim it)."""
 
 
 class InstanceEventRow(Base):

@@ -434,7 +434,7 @@ def test_wcp16_deferred_choice_person_first_the_timeout_never_happens(engine: En
     clock.advance(timedelta(hours=7, minutes=59))
     assert engine.act(offer, "accept", A)["outcome"] == "accepted"
     clock.advance(timedelta(days=1))
-    assert engine.run_timers() == {"fired": 0, "cancelled": 0, "failed": 0, "errors": []}
+    assert engine.run_timers() == {"fired": 0, "cancelled": 0, "failed": 0, "lost": 0, "errors": []}
     assert [(row.kind, row.status) for row in timer_rows(engine, instance_id)] == [("due", "cancelled"), ("timeout", "cancelled")]
     assert [(e["action"], e["actor"]) for e in events(engine, instance_id, "task_completed")] == [("accept", "ann")]
 
@@ -508,7 +508,7 @@ def test_wcp19_a_task_closed_by_a_deciding_sibling_never_fires_its_timers(engine
     assert [(row.kind, row.status) for row in rows] == [("due", "cancelled"), ("remind", "cancelled"), ("escalate", "cancelled")]
     assert {row.fired_at for row in rows} == {closed_at}
     clock.advance(timedelta(days=3))
-    assert engine.run_timers() == {"fired": 0, "cancelled": 0, "failed": 0, "errors": []}
+    assert engine.run_timers() == {"fired": 0, "cancelled": 0, "failed": 0, "lost": 0, "errors": []}
     assert outbox_count(engine, "notify.remind", instance_id) == 0
     assert event_count(engine, instance_id, "reminded") == 0
 
@@ -527,7 +527,7 @@ def test_wcp20_cancel_case_closes_every_task_and_timer(engine: Engine, clock: Fa
     assert {row.status for row in timer_rows(engine, instance_id)} == {"cancelled"}
     assert outbox_count(engine, "instance.state_changed", instance_id, status="cancelled") == 1
     clock.advance(timedelta(days=5))
-    assert engine.run_timers() == {"fired": 0, "cancelled": 0, "failed": 0, "errors": []}
+    assert engine.run_timers() == {"fired": 0, "cancelled": 0, "failed": 0, "lost": 0, "errors": []}
     assert event_count(engine, instance_id, "reminded") == 2
     for task_id, actor in zip(task_ids, (A, B)):
         with pytest.raises(Conflict) as caught:

@@ -179,20 +179,18 @@ def test_approval_reminder_and_withdraw_race_to_one_outcome(engine: Engine, cloc
 
 
 def _worker_that_already_listed(engine: Engine) -> Callable[[], dict[str, int]]:
-    """A worker round split where a real worker may be preempted: the due timers are listed
+    """A worker round split where a real worker may be preempted: the due timers are claimed
     now, each is fired (in its own transaction, as ``fire_due_timers`` does) when called."""
-    from engine.workflow.timers import due_timer_ids, fire_one
+    from engine.workflow.timers import claim_due_timers, fire_one
 
     now = engine.clock.now()
-    with engine.db.read() as session:
-        due = due_timer_ids(session, now, 200)
+    due = claim_due_timers(engine.db, now, limit=200)
 
     def fire() -> dict[str, int]:
         counts = {"fired": 0, "cancelled": 0, "failed": 0}
-        for timer_id, instance_id in due:
+        for claim in due:
             with engine.db.transaction() as session:
-                outcome = fire_one(session, timer_id, instance_id, now, engine.registry.process,
-                                   engine.settings.supervisor_roles)
+                outcome = fire_one(session, claim, now, engine.registry.process, engine.settings.supervisor_roles)
             if outcome in counts:
                 counts[outcome] += 1
         return counts
