@@ -3,6 +3,7 @@ the one assertion every refusal must pass (a 4xx whose body is ``{errors: [{path
 message}]}``, never a 500)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -48,6 +49,13 @@ def assert_refused(response: Any, status: int | tuple[int, ...], code: str | tup
     return first
 
 
+def trust_identity_headers(engine: Engine) -> None:
+    """Take the caller from ``X-User``/``X-Roles`` (LOWCODE_TRUST_IDENTITY_HEADERS), as behind an
+    authenticating gateway; the authenticator reads the engine's settings at each request."""
+    if hasattr(engine.settings, "trust_identity_headers"):
+        engine.settings = dataclasses.replace(engine.settings, trust_identity_headers=True)
+
+
 def definition_absent(client: Any, kind: str, key: str) -> bool:
     return client.get(f"/api/v1/definitions/{kind}/{key}").status_code == 404
 
@@ -70,6 +78,7 @@ def shared_bank(tmp_path_factory: pytest.TempPathFactory) -> Any:
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('security') / 'bank.db'}"
     engine = Engine(url, clock=FakeClock())
+    trust_identity_headers(engine)
     engine.migrate()
     if root.PG_URL:
         root._pg_migrated = True
