@@ -30,8 +30,8 @@ def identity(user: str, *roles: str) -> dict[str, str]:
 def assert_refused(response: Any, status: int | tuple[int, ...], code: str | tuple[str, ...] | None = None,
                    path: str | None = None) -> dict[str, Any]:
     """``response`` is the structured refusal: the status (one of), every error carrying
-    ``path``/``code``/``message`` strings, the first error's code (one of) and path when given.
-    Returns the first error."""
+    ``path``/``code``/``message`` strings, and one error with the code (one of) and the path when
+    given. Returns that error."""
     statuses = (status,) if isinstance(status, int) else status
     assert response.status_code in statuses, (response.status_code, response.text[:500])
     body = response.json()
@@ -40,13 +40,12 @@ def assert_refused(response: Any, status: int | tuple[int, ...], code: str | tup
         assert {"path", "code", "message"} <= set(error), error
         assert all(isinstance(error[name], str) for name in ("path", "code", "message")), error
         assert error["message"], error
-    first: dict[str, Any] = body["errors"][0]
-    if code is not None:
-        codes = (code,) if isinstance(code, str) else code
-        assert first["code"] in codes, body
-    if path is not None:
-        assert first["path"] == path, body
-    return first
+    codes = None if code is None else (code,) if isinstance(code, str) else code
+    matching = [error for error in body["errors"]
+                if (codes is None or error["code"] in codes) and (path is None or error["path"] == path)]
+    assert matching, body
+    found: dict[str, Any] = matching[0]
+    return found
 
 
 def trust_identity_headers(engine: Engine) -> None:
