@@ -14,7 +14,7 @@ import datalogic_py
 from engine.errors import Issue
 from engine.jsoncodec import to_plain
 from engine.jsonpointer import escape
-from engine.rules.exact import ExactError, NotExact, evaluate_exact, uses_only_exact_operators
+from engine.rules.exact import Evaluator, ExactError, NotExact, compile_exact, uses_only_exact_operators
 from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
 
 # A division by zero fails (the core's default answers a float one with the largest double).
@@ -64,17 +64,26 @@ class CompiledRule:
     _compiled: Any
     exact: bool = False
     """Built only from operators the decimal evaluator decides (see :mod:`engine.rules.exact`)."""
+    _exact: Evaluator | None = None
+    """The decimal evaluator's closures for ``source`` (when ``exact``)."""
+    _reads: frozenset[str] | None = None
+    """The top-level names the rule can read (see :func:`_top_level_reads`); None: it may read
+    the whole data, which then goes to the native core as it is."""
 
     def evaluate(self, data: dict[str, Any]) -> Any:
         """Evaluate against ``data``; numbers in the result come back as ``Decimal``/``int``.
         Arithmetic is exact (decimal) where the rule allows it; see :mod:`engine.rules.exact`."""
-        if self.exact:
+        if self._exact is not None:
             try:
-                return evaluate_exact(self.source, data)
+                return self._exact(data)
             except NotExact:
                 pass
             except ExactError as exc:
                 raise RuleError(str(exc)) from None
+        reads = self._reads
+        if reads is not None and type(data) is dict:
+            # Only what the rule reads is converted and handed over, not the whole record.
+            data = {name: data[name] for name in reads if name in data}
         try:
             result = self._compiled.evaluate(_native_json(data))
         except BaseException as exc:  # noqa: BLE001 - the native core may raise anything; fail closed
@@ -129,7 +138,9 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
     if unseen:
         detail = f"the rule reads {unseen[0]!r} in a way the field check cannot follow"
         return None, [Issue(pointer, "definition.bad_rule", {"detail": detail})]
-    return CompiledRule(rule, tuple(variables), compiled, uses_only_exact_operators(rule)), []
+    exact = uses_only_exact_operators(rule)
+    return CompiledRule(rule, tuple(variables), compiled, exact, compile_exact(rule) if exact else None,
+                        _top_level_reads(compiled, variables)), []
 
 
 def rule_variables(rule: CompiledRule) -> tuple[VariableUse, ...]:
@@ -441,6 +452,25 @@ def _reads_not_listed(compiled: Any, variables: list[VariableUse]) -> list[str]:
     return [name for name in names if name and name not in listed]
 
 
+def _top_level_reads(compiled: Any, variables: list[VariableUse]) -> frozenset[str] | None:
+    """The top-level keys of the data that the rule can read, from the native core's read
+    analysis and the walk's names together (``a`` and ``a.b`` for ``{"var": "a.b"}``, should a
+    key hold a dot), or None when the rule may read the whole data or a computed name."""
+    facts = compiled.facts()
+    if not facts.get("reads_complete") or facts.get("computed_reads"):
+        return None
+    names: set[str] = set()
+    for path in facts.get("reads", []):
+        if not path:
+            return None  # [] is the whole data
+        names.add(str(path[0]))
+        names.add(".".join(str(key) for key in path))
+    for use in variables:
+        names.add(use.name)
+        names.add(use.name.split(".", 1)[0])
+    return frozenset(names)
+
+
 def _normalise(rule: Any) -> Any:
     """What the native core runs, where it would answer differently than the engine means:
 
@@ -478,6 +508,15 @@ def _plain(value: Any) -> Any:
     # Like engine.jsoncodec.to_plain, and integers past 64 bits become floats (as in
     # JavaScript): the native core refuses them, and one such field anywhere in a record would
     # make every rule over that record fail.
+    kind = type(value)
+    if kind is str or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {key: _plain(item) for key, item in value.items()}
+    if kind is list:
+        return [_plain(item) for item in value]
+    if kind is Decimal:
+        return to_plain(value)
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -39,9 +39,12 @@ def _number(value: Any) -> Decimal:
 
 
 def _result(value: Decimal) -> Decimal | int:
-    exponent = value.as_tuple().exponent
-    whole = isinstance(exponent, int) and exponent >= 0
-    return int(value) if whole and value == value.to_integral_value() else value
+    """An ``int`` when the decimal has no fraction digits at all (exponent >= 0: ``100``,
+    ``1E+2``), else the decimal as it is (``100.00`` keeps its scale)."""
+    integral = value.to_integral_value()  # the value itself when its exponent is >= 0
+    if value.same_quantum(integral) and value.is_finite():
+        return int(value)
+    return value
 
 
 def _truthy(value: Any) -> bool:
@@ -187,51 +190,218 @@ def uses_only_exact_operators(rule: Any) -> bool:
     return True
 
 
+Evaluator = Callable[[Any], Any]
+"""A compiled exact rule: data in, value out; raises :class:`NotExact` or :class:`ExactError`."""
+
+
 def evaluate_exact(rule: Any, data: Any) -> Any:
     """Evaluate ``rule`` with decimals; raises :class:`NotExact` or :class:`ExactError`."""
+    return compile_exact(rule)(data)
 
-    def run(node: Any) -> Any:
-        if isinstance(node, list):
-            return [run(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        ((operator, raw),) = node.items()
-        args = raw if isinstance(raw, list) else [raw]
-        if operator == "var":
-            return _var(args, data, run)
-        if operator in ("if", "?:", "and", "or") and not isinstance(raw, list):
-            raise NotExact()  # the native evaluator refuses a non-array argument list here
-        if operator in ("if", "?:"):
-            index = 0
-            while index + 1 < len(args):
-                if _truthy(run(args[index])):
-                    return run(args[index + 1])
-                index += 2
-            return run(args[index]) if index < len(args) else None
-        if operator in ("and", "or"):
-            if not args:
-                raise NotExact()
-            value = None
-            for arg in args:
-                value = run(arg)
-                if _truthy(value) != (operator == "and"):
-                    return value
-            return value
+
+def compile_exact(rule: Any) -> Evaluator:
+    """``rule`` as a tree of closures, built once (at upload) and called per evaluation: the
+    operator dispatch, argument counts and literal variable paths are decided here instead of
+    at each call. Every check that fails (:class:`NotExact`) fails when the evaluation reaches
+    it, as a walk of the rule would: ``{"if": [true, 1, {"throw": "x"}]}`` is 1."""
+    return _build(rule)
+
+
+def _refuse(_data: Any) -> Any:
+    raise NotExact()
+
+
+def _constant(value: Any) -> Evaluator:
+    return lambda _data: value
+
+
+def _build(node: Any) -> Evaluator:
+    if isinstance(node, list):
+        items = [_build(item) for item in node]
+        return lambda data: [item(data) for item in items]
+    if not isinstance(node, dict):
+        return _constant(node)
+    if len(node) != 1:
+        return _refuse
+    ((operator, raw),) = node.items()
+    args = raw if isinstance(raw, list) else [raw]
+    if operator == "var":
+        return _build_var(args)
+    if operator in ("if", "?:", "and", "or") and not isinstance(raw, list):
+        return _refuse  # the native evaluator refuses a non-array argument list here
+    if operator in ("if", "?:"):
+        return _build_if([_build(arg) for arg in args])
+    if operator in ("and", "or"):
+        return _build_and_or(operator == "and", [_build(arg) for arg in args]) if args else _refuse
+    if operator in ("!", "!!"):
+        single = _build(args[0]) if args else _constant(None)
         if operator == "!":
-            return not _truthy(run(args[0] if args else None))
-        if operator == "!!":
-            return _truthy(run(args[0] if args else None))
-        if operator == "throw":
-            raise NotExact()  # the native evaluator raises it, with its message
-        if operator in _COMPARISONS:
-            return _compare(args, _COMPARISONS[operator], run)
-        if operator in ("==", "!=", "===", "!==") and len(args) != 2:
-            raise NotExact()  # before evaluating: the native chain is lazy past a mismatch
-        values = [run(arg) for arg in args]
-        if operator in ("==", "!="):
-            return _loose_equal(*values) == (operator == "==")
-        if operator in ("===", "!=="):
-            return _strict_equal(*values) == (operator == "===")
-        return _arithmetic(operator, values)
+            return lambda data: not _truthy(single(data))
+        return lambda data: _truthy(single(data))
+    if operator == "throw":
+        return _refuse  # the native evaluator raises it, with its message
+    if operator in _COMPARISONS:
+        return _build_compare(_COMPARISONS[operator], [_build(arg) for arg in args]) if len(args) in (2, 3) else _refuse
+    if operator in ("==", "!=", "===", "!=="):
+        if len(args) != 2:
+            return _refuse  # before evaluating: the native chain is lazy past a mismatch
+        left, right = (_build(arg) for arg in args)
+        equal = _loose_equal if operator in ("==", "!=") else _strict_equal
+        if operator in ("==", "==="):
+            return lambda data: equal(left(data), right(data))
+        return lambda data: not equal(left(data), right(data))
+    return _build_arithmetic(operator, [_build(arg) for arg in args])
 
-    return run(rule)
+
+def _build_var(args: list[Any]) -> Evaluator:
+    default = _build(args[1]) if len(args) > 1 else None  # evaluated only when needed
+    if args and isinstance(args[0], (dict, list)):
+        name_of = _build(args[0])
+
+        def computed(data: Any) -> Any:
+            name = name_of(data)
+            if name is None or name == "":
+                return data
+            if not isinstance(name, (str, int)) or isinstance(name, bool):
+                raise NotExact()
+            return _read(str(name).split("."), data, default)
+
+        return computed
+    name = args[0] if args else None
+    if name is None or name == "":
+        return lambda data: data
+    if not isinstance(name, (str, int)) or isinstance(name, bool):
+        return _refuse
+    parts = str(name).split(".")
+    if len(parts) == 1:
+        part = parts[0]
+
+        def one(data: Any) -> Any:
+            if type(data) is dict:  # the usual case: a record
+                value = data.get(part, _ABSENT)
+                if value is _ABSENT or value is None:
+                    return default(data) if default is not None else None
+                return value
+            return _read(parts, data, default)
+
+        return one
+    return lambda data: _read(parts, data, default)
+
+
+_ABSENT = object()
+
+
+def _read(parts: list[str], data: Any, default: Evaluator | None) -> Any:
+    node: Any = data
+    for part in parts:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return default(data) if default is not None else None
+    if node is None and default is not None:
+        return default(data)  # a null value takes the default too (None when it is null)
+    return node
+
+
+def _build_if(branches: list[Evaluator]) -> Evaluator:
+    count = len(branches)
+    if count == 3:
+        condition, then, otherwise = branches
+        return lambda data: then(data) if _truthy(condition(data)) else otherwise(data)
+
+    def choose(data: Any) -> Any:
+        index = 0
+        while index + 1 < count:
+            if _truthy(branches[index](data)):
+                return branches[index + 1](data)
+            index += 2
+        return branches[index](data) if index < count else None
+
+    return choose
+
+
+def _build_and_or(conjunction: bool, operands: list[Evaluator]) -> Evaluator:
+    def combine(data: Any) -> Any:
+        value = None
+        for operand in operands:
+            value = operand(data)
+            if _truthy(value) != conjunction:
+                return value
+        return value
+
+    return combine
+
+
+def _exact_number(value: Any) -> Any:
+    """:func:`_number` without the copy for the usual types (an ``int`` and a ``Decimal``
+    compare exactly with each other)."""
+    kind = type(value)
+    if kind is Decimal or kind is int:
+        return value
+    return _number(value)
+
+
+def _ordered(test: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
+    """One comparison of a chain: two numbers exactly; two strings by code point, as the
+    native evaluator compares them (``"10" < "9"``, ISO dates in date order); anything else
+    is the native evaluator's."""
+    if type(left) is str and type(right) is str:
+        return test(left, right)
+    return test(_exact_number(left), _exact_number(right))
+
+
+def _build_compare(test: Callable[[Any, Any], bool], operands: list[Evaluator]) -> Evaluator:
+    """A chain (`{"<": [a, b, c]}` is a < b < c), decided left to right: the arguments past the
+    first comparison that fails are not evaluated, as in the native evaluator. A string
+    operand is only decided here when both sides of its comparison are strings."""
+    if len(operands) == 2:
+        first, second = operands
+
+        def pair(data: Any) -> bool:
+            left = first(data)
+            if type(left) is not str:
+                return test(_exact_number(left), _exact_number(second(data)))
+            return _ordered(test, left, second(data))
+
+        return pair
+
+    def chain(data: Any) -> bool:
+        left = operands[0](data)
+        if type(left) is not str:
+            left = _exact_number(left)
+        for operand in operands[1:]:
+            right = operand(data)
+            if type(right) is not str or type(left) is not str:
+                left, right = _exact_number(left), _exact_number(right)
+            if not test(left, right):
+                return False
+            left = right
+        return True
+
+    return chain
+
+
+_BINARY: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
+    "+": _CONTEXT.add, "-": _CONTEXT.subtract, "*": _CONTEXT.multiply, "/": _QUOTIENT_CONTEXT.divide}
+
+
+def _build_arithmetic(operator: str, operands: list[Evaluator]) -> Evaluator:
+    binary = _BINARY.get(operator)
+    if binary is not None and len(operands) == 2:
+        first, second = operands
+
+        def apply(data: Any) -> Any:
+            left, right = first(data), second(data)
+            try:
+                if operator == "*" or operator == "+":
+                    # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
+                    start = binary(Decimal(1) if operator == "*" else Decimal(0), _number(left))
+                    return _result(binary(start, _number(right)))
+                return _result(binary(_number(left), _number(right)))
+            except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
+                raise ExactError(f"{operator}: {type(exc).__name__}") from None
+
+        return apply
+    return lambda data: _arithmetic(operator, [operand(data) for operand in operands])
