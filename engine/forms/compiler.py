@@ -18,6 +18,8 @@ from engine.jsonpointer import pointer as to_pointer
 from engine.rules import CompiledRule, compile_rule
 
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
+_DIALECTS = ("https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#")
+"""The ``$schema`` values a form schema may declare: the dialect the engine validates with."""
 MAX_SCALE = 18
 """Fraction digits a decimal field may declare (the report mirror holds DECIMAL(38, s))."""
 _META_SCHEMA = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
@@ -128,6 +130,11 @@ def _ui_issues(ui: Mapping[str, Any], properties: Mapping[str, Any]) -> Iterator
 def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
     for error in _META_SCHEMA.iter_errors(schema):
         yield Issue(to_pointer(error.absolute_path, "/schema"), "definition.bad_schema", {"detail": error.message[:200]})
+    for pointer, value in _walk_keyword(schema, "/schema", "$schema"):
+        # another dialect's URI makes a browser-side validator fetch it, or read the schema by
+        # rules the server does not apply; an object is a property that happens to be named so
+        if not isinstance(value, Mapping) and value not in _DIALECTS:
+            yield Issue(pointer, "definition.bad_schema", {"detail": f"$schema must be {_DIALECTS[0]} (or absent)"})
     embedded = {target for _, target, _ in _walk_ids(schema, "/schema", "")}
     for pointer, value, base in _walk_refs(schema, "/schema", ""):
         if not isinstance(value, str):
