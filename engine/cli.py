@@ -39,6 +39,21 @@ def _engine(database_url: Optional[str]):  # type: ignore[no-untyped-def]
     return Engine(database_url or Settings.from_env().database_url)
 
 
+def _refuse_unsafe_start() -> None:
+    """Exit 2 naming each problem when the settings are unsafe for LOWCODE_MODE
+    (engine.security.startup): a production server never starts with a missing or known JWT
+    secret, nor trusting X-User headers unacknowledged."""
+    from engine.security.startup import startup_issues
+
+    settings = Settings.from_env()
+    issues = startup_issues(settings)
+    if issues:
+        errors.print(f"[red]refusing to start[/red] in {settings.mode} mode:", highlight=False)
+        for issue in issues:
+            errors.print(f"[red]{issue.code}[/red] {issue.path}: {issue.message()}", highlight=False)
+        raise typer.Exit(code=2)
+
+
 def _fail(exc: EngineError) -> None:
     for issue in exc.issues:
         errors.print(f"[red]{issue.code}[/red] {issue.path or '/'}: {issue.message()}", highlight=False)
@@ -65,6 +80,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
     from engine.worker import Worker
 
     configure_logging(log_format.value)
+    _refuse_unsafe_start()
     engine = _engine(database_url)
     serving = (f"Serving on http://{host}:{port} (database {engine.db.engine.url.render_as_string(hide_password=True)})"
                + ("" if worker else "; worker disabled"))
@@ -94,6 +110,7 @@ def run_worker(interval: float = typer.Option(1.0, min=0.05, help="Seconds to wa
     from engine.worker import Worker
 
     configure_logging(log_format.value)
+    _refuse_unsafe_start()
     worker = Worker(_engine(database_url), interval=interval)
     if once:
         result = worker.run_once()
@@ -231,6 +248,73 @@ def audit_verify(batch: int = typer.Option(1000, min=1, help="Entries read per q
     raise typer.Exit(code=4)
 
 
+tokens_app = typer.Typer(help="API tokens: create (printed once), list, revoke.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(user: str = typer.Option(..., "--user", help="The user the token acts as"),
+                  roles: str = typer.Option("", "--roles", help="Comma-separated role names"),
+                  attr: list[str] = typer.Option([], "--attr", help="An attribute name=value (repeatable)"),
+                  expires: str = typer.Option("90d", "--expires",
+                                              help="never, a span (90m, 12h, 30d, 2w), a date or an ISO-8601 instant"),
+                  note: str = typer.Option("", "--note", help="What the token is for"),
+                  database_url: Optional[str] = DatabaseOption) -> None:
+    """Create an API token and print it on stdout, once: only its SHA-256 is stored.
+
+    The details (id, roles, expiry) go to stderr, so `TOKEN=$(lowcode tokens create ...)` works."""
+    from engine.errors import BadRequest
+    from engine.security.tokens import parse_expiry
+
+    engine = _engine(database_url)
+    attributes: dict[str, str] = {}
+    for item in attr:
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise BadRequest("token.bad_attribute", path="attributes")
+        attributes[name.strip()] = value
+    role_list = [role.strip() for role in roles.split(",") if role.strip()]
+    issued = engine.create_token(user, role_list, attributes, expires_at=parse_expiry(expires, engine.clock.now()),
+                                 note=note)
+    info = issued.info
+    sys.stdout.write(issued.token + "\n")
+    errors.print(f"token {info.id} for {info.user} (roles {', '.join(info.roles) or 'none'}), expires "
+                 f"{info.expires_at.isoformat() if info.expires_at else 'never'}: shown once, keep it secret",
+                 highlight=False)
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: bool = typer.Option(False, "--json", help="Print JSON lines"),
+                database_url: Optional[str] = DatabaseOption) -> None:
+    """Every API token (never the secrets): id, user, roles, attributes, times, state."""
+    engine = _engine(database_url)
+    now = engine.clock.now()
+    infos = engine.tokens()
+    if as_json:
+        for info in infos:
+            sys.stdout.write(dumps(info.to_dict()) + "\n")
+        return
+    table = Table("id", "user", "roles", "attributes", "created", "expires", "last used", "state", "note")
+
+    def stamp(value: Any) -> str:
+        return value.isoformat(timespec="seconds") if value else "-"
+
+    for info in infos:
+        state = ("revoked" if info.revoked_at else "expired" if info.expires_at and info.expires_at <= now else "active")
+        table.add_row(info.id, info.user, ",".join(info.roles), ",".join(f"{k}={v}" for k, v in info.attributes.items()),
+                      stamp(info.created_at), stamp(info.expires_at), stamp(info.last_used_at), state, info.note)
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str = typer.Argument(..., help="The token's id (tok_..., from `lowcode tokens list`)"),
+                  database_url: Optional[str] = DatabaseOption) -> None:
+    """Revoke a token: the next request with it is refused (401 auth.token_revoked)."""
+    info = _engine(database_url).revoke_token(token_id)
+    console.print(f"token {info.id} of {info.user} revoked at {info.revoked_at.isoformat() if info.revoked_at else '?'}",
+                  highlight=False)
+
+
 def main() -> None:
     """The console entry: known failures become one clear line and exit code 2, not a traceback."""
     from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
@@ -238,7 +322,10 @@ def main() -> None:
     try:
         app()
     except EngineError as exc:
-        _fail(exc)
+        try:
+            _fail(exc)
+        except typer.Exit as done:  # outside app() nothing turns Exit into an exit code
+            raise SystemExit(done.exit_code) from None
     except ArgumentError as exc:
         errors.print(f"[red]database.bad_url[/red] the database URL is not usable: {exc}", highlight=False)
         raise SystemExit(2) from None

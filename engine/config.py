@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from engine.notify.settings import OutboxSettings
 from engine.reports.settings import ReportSettings
+from engine.security.jwt import JWTSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lowcode.db"
 
@@ -25,6 +26,17 @@ class Settings:
     """Roles that may transfer any task and cancel any case."""
     reports: ReportSettings = field(default_factory=ReportSettings)
     """Report queries: DuckDB memory limit, threads and query timeout (engine.reports.settings)."""
+    mode: str = "development"
+    """LOWCODE_MODE: ``development`` or ``production``; production refuses to start with unsafe
+    authentication settings (engine.security.startup) and serves the API docs to principals only."""
+    jwt: JWTSettings = field(default_factory=JWTSettings)
+    """JWT bearer verification: algorithm, key, issuer, audience (LOWCODE_JWT_*; engine.security.jwt)."""
+    trust_identity_headers: bool = False
+    """LOWCODE_TRUST_IDENTITY_HEADERS=1: take the caller from X-User / X-Roles when no bearer token
+    is given (only behind a gateway that authenticates and sets them; engine.security.authentication)."""
+    trust_identity_headers_acknowledged: bool = False
+    """LOWCODE_TRUST_IDENTITY_HEADERS_ACKNOWLEDGED=1: the operator states that only the gateway can
+    reach the engine; production refuses trusted headers without it."""
     timer_lease: timedelta = timedelta(seconds=60)
     """How long a worker's claim keeps due timers from other workers (LOWCODE_TIMER_LEASE_SECONDS)."""
     clock: str | None = None
@@ -45,6 +57,19 @@ class Settings:
             ),
             outbox=OutboxSettings.from_environ(os.environ),
             reports=ReportSettings.from_environ(os.environ),
+            mode=(os.environ.get("LOWCODE_MODE") or "development").strip().lower(),
+            jwt=JWTSettings.from_environ(os.environ),
+            trust_identity_headers=_flag(os.environ.get("LOWCODE_TRUST_IDENTITY_HEADERS")),
+            trust_identity_headers_acknowledged=_flag(os.environ.get("LOWCODE_TRUST_IDENTITY_HEADERS_ACKNOWLEDGED")),
             timer_lease=timedelta(seconds=float(os.environ.get("LOWCODE_TIMER_LEASE_SECONDS") or 60)),
             clock=os.environ.get("LOWCODE_CLOCK") or None,
         )
+
+    @property
+    def production(self) -> bool:
+        """Anything but ``development`` is treated as production (a misspelt mode fails closed)."""
+        return self.mode != "development"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")

@@ -3,6 +3,7 @@ rendered at the edge in the caller's language (en or zh-CN).
 
     EngineError                  status
     ├── BadRequest               400  the request itself cannot be read
+    ├── Unauthenticated          401  no principal: credentials missing, malformed, expired or revoked
     ├── Forbidden                403
     ├── NotFound                 404
     ├── Conflict                 409  a concurrent change won; retry on fresh data
@@ -72,6 +73,12 @@ class BadRequest(EngineError):
     """The request cannot be read: malformed JSON, non-finite number, too deep."""
 
     status = 400
+
+
+class Unauthenticated(EngineError):
+    """No principal: the credentials are missing, malformed, unknown, expired or revoked."""
+
+    status = 401
 
 
 class Forbidden(EngineError):

@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,8 @@ from engine import notify
 from engine.reports import ReportMirror, run_report
 from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
+from engine.security.authentication import Authenticator
+from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
 from engine.store import Database
 from engine.store import idempotency
@@ -82,6 +85,10 @@ class Engine:
         self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
         self.metrics = engine_metrics(self.db, self.mirror)
         """Prometheus metrics of this engine, in a registry of its own (engine.observability)."""
+        self.token_store = TokenStore(self.db, self.clock)
+        self.authenticator = Authenticator(self.token_store, lambda: self.settings.trust_identity_headers,
+                                           lambda: self.settings.jwt, self.clock.now)
+        """Who a request's headers name (engine.security.authentication); the API asks it."""
 
     def migrate(self) -> None:
         """Create or upgrade the tables (Alembic)."""
@@ -91,6 +98,28 @@ class Engine:
         """Release the database pool and the report mirror (its DuckDB connection)."""
         self.mirror.close()
         self.db.dispose()
+
+    # -- authentication ------------------------------------------------------------------------
+
+    def create_token(self, user: str, roles: Iterable[str] = (), attributes: Mapping[str, str] | None = None, *,
+                     expires_at: datetime | None = None, note: str = "", actor: Principal = SYSTEM) -> IssuedToken:
+        """A new API token for ``user`` with ``roles`` and ``attributes``; its secret
+        (``IssuedToken.token``) is returned this once and stored only as its SHA-256."""
+        return self.token_store.create(user, roles, attributes, expires_at=expires_at, note=note, actor=actor)
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every API token, revoked and expired ones included (never the secrets)."""
+        return self.token_store.listing()
+
+    def revoke_token(self, token_id: str, actor: Principal = SYSTEM) -> TokenInfo:
+        """Revoke an API token at once; 404 ``token.not_found``."""
+        return self.token_store.revoke(token_id, actor)
+
+    def authenticate(self, authorization: str | None = None) -> Principal:
+        """The principal of an ``Authorization`` header's value (``Bearer <token>``); 401
+        :class:`engine.errors.Unauthenticated` with the reason's code otherwise."""
+        headers = [] if authorization is None else [(b"authorization", authorization.encode("latin-1"))]
+        return self.authenticator.principal(headers)
 
     # -- definitions ---------------------------------------------------------------------------
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from engine import Engine, FakeClock
+from engine.config import Settings
 from engine.store.models import Base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,12 +101,26 @@ def clock() -> FakeClock:
 @pytest.fixture
 def engine(database_url: str, clock: FakeClock) -> Iterator[Engine]:
     global _pg_migrated
-    eng = Engine(database_url, clock=clock)
+    # The suite names callers by X-User / X-Roles, as a trusted gateway would; tests of
+    # authentication itself (tests/api/test_authentication.py) turn this off.
+    eng = Engine(database_url, clock=clock, settings=replace(Settings.from_env(), trust_identity_headers=True))
     eng.migrate()
     if PG_URL:
         _pg_migrated = True
     yield eng
     eng.close()
+
+
+@pytest.fixture
+def token_for(engine: Engine) -> Callable[..., dict[str, str]]:
+    """``token_for(user, roles=(), attributes=None)``: the headers of a real API token of the
+    engine, ``{"Authorization": "Bearer lct_..."}``, accepted whether X-User is trusted or not."""
+
+    def headers(user: str, roles: Iterable[str] = (), attributes: Mapping[str, str] | None = None) -> dict[str, str]:
+        issued = engine.create_token(user, roles, attributes)  # never expires: tests move the clock far
+        return {"Authorization": f"Bearer {issued.token}"}
+
+    return headers
 
 
 @pytest.fixture

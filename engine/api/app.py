@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.api.authentication import Authentication, challenge
 from engine.api.context import language_of
 from engine.api.docs import mount_docs
 from engine.api.limits import BodySizeLimit, BodyTooLarge
@@ -20,13 +21,16 @@ from engine.api.workflow_routes import router as workflow_router
 from engine.errors import EngineError
 from engine.facade import Engine
 from engine.messages import render_message
+from engine.security.startup import check_startup
 
 log = logging.getLogger("engine.api")
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
-    """Build the app around ``engine`` (a new one from the environment if not given)."""
+    """Build the app around ``engine`` (a new one from the environment if not given);
+    :class:`engine.security.startup.StartupRefused` when its settings are unsafe for its mode."""
     engine = engine or Engine()
+    check_startup(engine.settings)
     app = FastAPI(title="lowcode-engine", version="0.1.0", docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json", default_response_class=ExactJSONResponse)
     app.state.engine = engine
@@ -38,7 +42,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     @app.exception_handler(EngineError)
     async def engine_error(request: Request, exc: EngineError) -> ExactJSONResponse:
-        return ExactJSONResponse(exc.to_body(language_of(request)), status_code=exc.status)
+        return ExactJSONResponse(exc.to_body(language_of(request)), status_code=exc.status,
+                                 headers={"WWW-Authenticate": challenge(exc)} if exc.status == 401 else None)
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> ExactJSONResponse:
@@ -70,6 +75,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         return ExactJSONResponse(error_body("", "internal", "Internal error; it has been logged"), status_code=500,
                                  headers={"X-Request-ID": request_id} if request_id else None)
 
+    app.add_middleware(Authentication, engine=engine)  # before routing: no route is reachable without it
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     app.add_middleware(RequestObservation, metrics=engine.metrics)  # last added: outermost
     return app

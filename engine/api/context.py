@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
-from engine.errors import BadRequest, negotiate_language
+from engine.errors import BadRequest, Unauthenticated, negotiate_language
 from engine.facade import Engine
 from engine.jsoncodec import loads
 from engine.security import Principal
@@ -22,11 +22,13 @@ def language_of(request: Request) -> str:
 
 
 def actor_of(request: Request) -> Principal:
-    """The caller. Until token authentication lands, the development identity comes from the
-    ``X-User`` and ``X-Roles`` (comma-separated) headers."""
-    user = (utf8_header(request, "X-User") or "anonymous").strip()[:128] or "anonymous"
-    roles = frozenset(role.strip() for role in (utf8_header(request, "X-Roles") or "").split(",") if role.strip())
-    return Principal(user, roles)
+    """The caller, as the authentication middleware found it (engine.api.authentication: a
+    bearer token, or the gateway's X-User / X-Roles when trusted). 401 ``auth.required`` when
+    the request carries none (a public path, or an app built without the middleware)."""
+    principal = request.scope.get("lowcode.principal")
+    if not isinstance(principal, Principal):
+        raise Unauthenticated("auth.required")
+    return principal
 
 
 def utf8_header(request: Request, name: str) -> str | None:

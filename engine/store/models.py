@@ -286,3 +286,28 @@ class IdempotencyKeyRow(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The JSON answer the first request got (task actions), replayed as is to a retry; None
     for submissions, whose retry answers the record as stored."""
+
+
+class ApiTokenRow(Base):
+    """An API token (engine.security.tokens): only the SHA-256 of the secret is kept, so the
+    table cannot be turned back into credentials."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    """sha256 (hex) of the whole token text, the lookup key."""
+    user_id: Mapped[str] = mapped_column(String(128))
+    roles: Mapped[str] = mapped_column(Text)
+    """JSON list of role names."""
+    attributes: Mapped[str] = mapped_column(Text)
+    """JSON object of text attributes (e.g. a region the user belongs to)."""
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Updated at most once a minute per token."""
