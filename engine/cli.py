@@ -248,6 +248,22 @@ def audit_verify(batch: int = typer.Option(1000, min=1, help="Entries read per q
     raise typer.Exit(code=4)
 
 
+tags_app = typer.Typer(help="Dynamic tags of records (engine.insight).", no_args_is_help=True)
+app.add_typer(tags_app, name="tags")
+
+
+@tags_app.command("recompute")
+def tags_recompute(form: Optional[str] = typer.Option(None, "--form", help="Only the records of this form"),
+                   database_url: Optional[str] = DatabaseOption) -> None:
+    """Recompute every tag of every record (tags over time windows change as time passes: run
+    it daily); prints the records looked at and the tags switched on or off."""
+    try:
+        result = _engine(database_url).recompute_tags(form)
+    except EngineError as exc:
+        _fail(exc)
+    console.print(f"records: {result['records']}  tag changes: {result['changes']}", highlight=False)
+
+
 tokens_app = typer.Typer(help="API tokens: create (printed once), list, revoke.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 

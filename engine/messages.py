@@ -262,6 +262,8 @@ def render_message(code: str, params: Mapping[str, Any], language: str) -> str:
         return code
     template = entry.get(language) or entry["en"]
     shown = {key: _show(value) for key, value in params.items()}
+    "events.forbidden": {"en": "The event feed needs one of the roles {roles}", "zh-CN": "读取事件流需要以下角色之一：{roles}"},
+    "definition.unknown_profile": {"en": "No profile named {profile}", "zh-CN": "不存在名为 {profile} 的客户视图定义"},
     if "format" in params:
         shown["format_zh"] = FORMAT_NAMES_ZH.get(str(params["format"]), str(params["format"]))
     try:

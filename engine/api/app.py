@@ -16,6 +16,7 @@ from engine.api.observability import RequestObservation
 from engine.api.observability import router as operations_router
 from engine.api.responses import ExactJSONResponse, error_body
 from engine.api.outbox_routes import router as outbox_router
+from engine.api.insight_routes import router as insight_router
 from engine.api.routes import router
 from engine.api.workflow_routes import router as workflow_router
 from engine.errors import EngineError
@@ -37,6 +38,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(workflow_router)  # first: its fixed paths win over /tasks/{id}/{action}
     app.include_router(router)
     app.include_router(outbox_router)
+    app.include_router(insight_router)
     app.include_router(operations_router)  # /health, /ready, /metrics
     mount_docs(app)
 

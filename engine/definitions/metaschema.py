@@ -14,7 +14,7 @@ from engine.errors import Issue
 from engine.jsonpointer import pointer
 
 METADATA_DIR = Path(__file__).resolve().parent.parent / "metadata"
-KINDS = ("form", "process", "report", "dashboard", "roles")
+KINDS = ("form", "process", "report", "dashboard", "roles", "profile", "tag", "trigger")
 
 
 @lru_cache(maxsize=None)

@@ -682,6 +682,11 @@ class _StartRunner(Runner):
 _OWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "records": ("id", "form_key", "form_version", "data", "row_version", "created_at", "updated_at", "created_by"),
     "record_values": ("record_id", "form_key", "field", "value"),
+            if name == "outbox":  # the event feed numbers them under the same lock (engine.insight.events)
+                from engine.insight.events import append_raw, is_event
+
+                append_raw(connection, [(row[0], row[1], row[2], row[5]) for row in batch if is_event(row[6])],
+                           "?" if connection.dialect.paramstyle == "qmark" else "%s")
     "changes": ("entity", "entity_id", "scope", "at"),
     "audit_log": ("at", "actor", "action", "object_type", "object_id", "detail"),
     "outbox": ("topic", "dedup_key", "payload", "status", "attempts", "created_at", "channel"),

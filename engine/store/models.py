@@ -291,6 +291,49 @@ class IdempotencyKeyRow(Base):
 class ApiTokenRow(Base):
     """An API token (engine.security.tokens): only the SHA-256 of the secret is kept, so the
     table cannot be turned back into credentials."""
+class RecordTagRow(Base):
+    """A tag a record carries now (engine.insight): one row per record and tag that is on."""
+
+    __tablename__ = "record_tags"
+    __table_args__ = (UniqueConstraint("record_id", "tag"), Index(None, "form_key", "tag"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(36))
+    form_key: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TagChangeRow(Base):
+    """Tag history: a tag went on or off for a record, when, and what caused the recomputation."""
+
+    __tablename__ = "tag_history"
+    __table_args__ = (Index(None, "record_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(36))
+    form_key: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str] = mapped_column(String(64))
+    on: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cause: Mapped[str] = mapped_column(String(160))
+    """``record.created:<id>``, ``record.updated:<id>``, ``recompute`` ..."""
+
+
+class EventRow(Base):
+    """The integration event feed: one row per event outbox message, numbered without gaps in
+    commit order (``seq`` assigned under the audit chain's lock, engine.insight.events)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("dedup_key"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    topic: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(160))
+    payload: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 
     __tablename__ = "api_tokens"
     __table_args__ = (UniqueConstraint("token_hash"),)

@@ -1,0 +1,91 @@
+"""Named aggregates of a profile: count, sum, avg, min and max over the records that refer to a
+record (and to its children), filtered by a rule and a time window. Exact: decimals stay decimals."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.insight import graph
+from engine.insight.compiler import PROCESS_VAR
+from engine.insight.spec import AggregateSpec, ProfileSpec
+from engine.rules import RuleError
+
+AVG_PLACES = Decimal("0.01")
+"""Averages are rounded half up to two places."""
+
+
+def _day(value: Any) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date() if "T" in value else date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _process_context(instance: Any) -> dict[str, Any]:
+    if instance is None:
+        return {"status": None, "outcome": None, "state": None}
+    return {"status": instance.status, "outcome": instance.outcome, "state": instance.state}
+
+
+def compute(session: Session, profile: ProfileSpec, record_id: str, now: datetime,
+            names: set[str] | None = None) -> dict[str, Any]:
+    """Every aggregate of ``profile`` (or those in ``names``) for ``record_id``."""
+    kids = graph.children(session, profile.form, profile.children, record_id)
+    results: dict[str, Any] = {}
+    cache: dict[tuple[str, str, bool], list[tuple[dict[str, Any], Any]]] = {}
+    for aggregate in profile.aggregates:
+        if names is not None and aggregate.name not in names:
+            continue
+        include = aggregate.include_children and bool(kids)
+        key = (aggregate.form, aggregate.via, include)
+        if key not in cache:
+            ids = graph.referring_ids(session, aggregate.form, aggregate.via, [record_id, *(kids if include else [])])
+            rows = graph.load_records(session, ids)
+            instances = graph.latest_instances(session, ids) if ids else {}
+            cache[key] = [(graph.record_data(rows[item]), instances.get(item)) for item in ids if item in rows]
+        results[aggregate.name] = evaluate(aggregate, cache[key], now)
+    return results
+
+
+def evaluate(aggregate: AggregateSpec, rows: list[tuple[dict[str, Any], Any]], now: datetime) -> Any:
+    """The aggregate over ``(record data, latest instance)`` pairs."""
+    since = (now - timedelta(days=aggregate.within_days)).date() if aggregate.within_days else None
+    values: list[Any] = []
+    for data, instance in rows:
+        if since is not None:
+            day = _day(data.get(aggregate.within_field or ""))
+            if day is None or day < since or day > now.date():
+                continue
+        if aggregate.where is not None:
+            try:
+                if not aggregate.where.holds({**data, PROCESS_VAR: _process_context(instance)}):
+                    continue
+            except RuleError:
+                continue  # a row the rule cannot judge does not count
+        if aggregate.agg == "count":
+            values.append(1)
+            continue
+        value = data.get(aggregate.field or "")
+        if value is not None and not isinstance(value, bool):
+            values.append(value)
+    if aggregate.agg == "count":
+        return len(values)
+    if aggregate.agg == "sum":
+        return sum((Decimal(value) for value in values), Decimal(0))
+    if not values:
+        return None
+    if aggregate.agg == "avg":
+        total = sum((Decimal(value) for value in values), Decimal(0))
+        return (total / len(values)).quantize(AVG_PLACES, rounding=ROUND_HALF_UP)
+    try:
+        return min(values) if aggregate.agg == "min" else max(values)
+    except TypeError:
+        return None
+
+
+__all__ = ["AVG_PLACES", "compute", "evaluate"]

@@ -1,0 +1,84 @@
+"""Which insight definitions are current: the latest profile, tag and trigger versions, and which
+forms refer to which (the record graph's edges), rebuilt only when a definition was uploaded."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.insight.spec import ProfileSpec, TagSpec, TriggerSpec
+from engine.store.models import DefinitionRow
+
+
+@dataclass(frozen=True)
+class Catalog:
+    profiles: dict[str, ProfileSpec] = field(default_factory=dict)
+    """By profile key."""
+    tags: tuple[TagSpec, ...] = ()
+    triggers: tuple[TriggerSpec, ...] = ()
+    referrers: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """Form -> ``(form, field)`` of every reference field (of a latest form version) pointing at it."""
+    refs: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Form -> its reference fields and their target forms (latest versions)."""
+
+    def profile_of(self, form_key: str) -> ProfileSpec | None:
+        """The profile of a form (the first by key when several name it)."""
+        return next((spec for key, spec in sorted(self.profiles.items()) if spec.form == form_key), None)
+
+    def tags_of(self, form_key: str) -> tuple[TagSpec, ...]:
+        return tuple(tag for tag in self.tags if tag.form == form_key)
+
+    def tag(self, key: str) -> TagSpec | None:
+        return next((tag for tag in self.tags if tag.key == key), None)
+
+
+class CatalogSource:
+    """Builds the :class:`Catalog` from the registry, again only after a new upload."""
+
+    def __init__(self, db: Any, registry: Any) -> None:
+        self._db = db
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._built: tuple[int, Catalog] | None = None
+
+    def current(self, session: Any | None = None) -> Catalog:
+        if session is None:
+            with self._db.read() as reader:
+                return self.current(reader)
+        newest = session.scalar(select(func.max(DefinitionRow.id))) or 0
+        built = self._built
+        if built is not None and built[0] == newest:
+            return built[1]
+        rows = session.execute(select(DefinitionRow.kind, DefinitionRow.key, func.max(DefinitionRow.version))
+                               .group_by(DefinitionRow.kind, DefinitionRow.key)
+                               .order_by(DefinitionRow.kind, DefinitionRow.key)).all()
+        profiles: dict[str, ProfileSpec] = {}
+        tags: list[TagSpec] = []
+        triggers: list[TriggerSpec] = []
+        refs: dict[str, dict[str, str]] = {}
+        for kind, key, version in rows:
+            if kind not in ("form", "profile", "tag", "trigger"):
+                continue
+            spec = self._registry.spec(kind, key, version)
+            if kind == "form" and spec is not None:
+                refs[key] = dict(spec.refs)
+            elif isinstance(spec, ProfileSpec):
+                profiles[key] = spec
+            elif isinstance(spec, TagSpec):
+                tags.append(spec)
+            elif isinstance(spec, TriggerSpec):
+                triggers.append(spec)
+        referrers: dict[str, list[tuple[str, str]]] = {}
+        for form_key, fields in sorted(refs.items()):
+            for name, target in fields.items():
+                referrers.setdefault(target, []).append((form_key, name))
+        catalog = Catalog(profiles, tuple(tags), tuple(triggers),
+                          {key: tuple(value) for key, value in referrers.items()}, refs)
+        with self._lock:
+            self._built = (newest, catalog)
+        return catalog
+
+
+__all__ = ["Catalog", "CatalogSource"]

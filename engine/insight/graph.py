@@ -1,0 +1,83 @@
+"""The record graph: records that refer to a record (through the lookup index of reference
+fields), children of a record, and the latest process instance of each record."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.jsoncodec import loads
+from engine.store.models import InstanceRow, RecordRow, RecordValueRow
+
+_CHUNK = 500
+MAX_DEPTH = 5
+"""How many parent levels are followed (a company, its parent, ... ; cycles stop there too)."""
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+def referring_ids(session: Session, form_key: str, field: str, targets: Iterable[str]) -> list[str]:
+    """Ids of the records of ``form_key`` whose reference ``field`` holds one of ``targets``."""
+    found: list[str] = []
+    for chunk in _chunks(sorted(set(targets))):
+        found += session.scalars(select(RecordValueRow.record_id).where(
+            RecordValueRow.form_key == form_key, RecordValueRow.field == field,
+            RecordValueRow.value.in_(chunk)).order_by(RecordValueRow.id)).all()
+    return list(dict.fromkeys(found))
+
+
+def load_records(session: Session, ids: Iterable[str]) -> dict[str, RecordRow]:
+    rows: dict[str, RecordRow] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(chunk))):
+            rows[row.id] = row
+    return rows
+
+
+def record_data(row: RecordRow) -> dict[str, Any]:
+    data: dict[str, Any] = loads(row.data)
+    return data
+
+
+def children(session: Session, form_key: str, field: str | None, record_id: str) -> list[str]:
+    """The records of ``form_key`` whose ``field`` points at ``record_id``, and theirs, in turn."""
+    if field is None:
+        return []
+    seen: list[str] = []
+    level = [record_id]
+    for _ in range(MAX_DEPTH):
+        level = [item for item in referring_ids(session, form_key, field, level) if item != record_id and item not in seen]
+        if not level:
+            break
+        seen += level
+    return seen
+
+
+def parents(session: Session, field: str | None, row: RecordRow | None) -> list[str]:
+    """The record ``row``'s ``field`` points at, that one's, and so on (nearest first)."""
+    found: list[str] = []
+    while field is not None and row is not None and len(found) < MAX_DEPTH:
+        parent = record_data(row).get(field)
+        if not isinstance(parent, str) or parent in found or parent == row.id:
+            break
+        found.append(parent)
+        row = session.get(RecordRow, parent)
+    return found
+
+
+def latest_instances(session: Session, record_ids: Iterable[str]) -> dict[str, InstanceRow]:
+    """Each record's most recently started process instance."""
+    latest: dict[str, InstanceRow] = {}
+    for chunk in _chunks(sorted(set(record_ids))):
+        for row in session.scalars(select(InstanceRow).where(InstanceRow.record_id.in_(chunk))
+                                   .order_by(InstanceRow.started_at, InstanceRow.id)):
+            latest[row.record_id] = row
+    return latest
+
+
+__all__ = ["MAX_DEPTH", "children", "latest_instances", "load_records", "parents", "record_data", "referring_ids"]

@@ -1,0 +1,121 @@
+"""``Insight``: what the engine does after every write (tags, triggers) and what it reads (tags,
+the 360 view, the event feed). Held by :class:`engine.Engine`; every write hook runs inside the
+caller's transaction."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.insight import tagging, triggers
+from engine.insight.catalog import Catalog, CatalogSource
+from engine.jsoncodec import loads
+from engine.security import SYSTEM, Principal
+from engine.store.models import InstanceRow, RecordRow
+
+RECOMPUTE_BATCH = 200
+
+
+class Insight:
+    def __init__(self, db: Any, registry: Any, clock: Any, supervisors: frozenset[str]) -> None:
+        self.db = db
+        self.registry = registry
+        self.clock = clock
+        self.supervisors = supervisors
+        self.catalog = CatalogSource(db, registry)
+
+    def current(self, session: Session | None = None) -> Catalog:
+        return self.catalog.current(session)
+
+    # -- write hooks (inside the caller's transaction) -------------------------------------------
+
+    def after_record_write(self, session: Session, event: str, form_key: str, record_id: str,
+                           data: Mapping[str, Any], before: Mapping[str, Any] | None, actor: Principal,
+                           depth: int = 0) -> None:
+        """After a record was created (``record.created``) or updated (``record.updated``): run
+        the matching triggers, then recompute the tags the write may change."""
+        catalog = self.current(session)
+        if not catalog.tags and not catalog.triggers:
+            return
+        now = self.clock.now()
+        session.flush()
+        for trigger in triggers.matching(catalog, event, form_key):
+            if triggers.holds(trigger, data):
+                triggers.fire(session, trigger, record_id, data, actor=actor, now=now, registry=self.registry,
+                              supervisors=self.supervisors, on_write=self.after_record_write, depth=depth)
+        session.flush()
+        ids = tagging.affected(session, catalog, form_key, record_id, data, before)
+        tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}")
+        session.flush()
+
+    def after_operation(self, session: Session, instance: InstanceRow, actor: Principal) -> None:
+        """After a runtime operation: if it completed the instance, run ``instance.completed``
+        triggers; the instance's state may enter aggregates, so its record's tags are recomputed."""
+        catalog = self.current(session)
+        if not catalog.tags and not catalog.triggers:
+            return
+        session.flush()
+        record = session.get(RecordRow, instance.record_id)
+        if record is None:
+            return
+        data = loads(record.data)
+        now = self.clock.now()
+        if instance.status == "completed":
+            context = triggers.instance_context(data, instance)
+            for trigger in triggers.matching(catalog, "instance.completed", record.form_key, instance.process_key):
+                if triggers.holds(trigger, context):
+                    triggers.fire(session, trigger, record.id, data, actor=actor, now=now, registry=self.registry,
+                                  supervisors=self.supervisors, on_write=self.after_record_write, depth=0)
+        session.flush()
+        ids = tagging.affected(session, catalog, record.form_key, record.id, data)
+        tagging.recompute(session, catalog, ids, now, f"instance.{instance.status}:{instance.id}")
+        session.flush()
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def recompute_all(self, form_key: str | None = None, progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Recompute the tags of every record of every tagged form (or of ``form_key``), in
+        batches of :data:`RECOMPUTE_BATCH` records per transaction: ``{records, changes}``."""
+        catalog = self.current()
+        forms = sorted({tag.form for tag in catalog.tags if form_key is None or tag.form == form_key})
+        records = changes = 0
+        for form in forms:
+            last = ""
+            while True:
+                with self.db.transaction() as session:
+                    ids = list(session.scalars(select(RecordRow.id).where(RecordRow.form_key == form, RecordRow.id > last)
+                                               .order_by(RecordRow.id).limit(RECOMPUTE_BATCH)))
+                    if not ids:
+                        break
+                    changes += len(tagging.recompute(session, catalog, ids, self.clock.now(), "recompute"))
+                last = ids[-1]
+                records += len(ids)
+                if progress is not None:
+                    progress(records)
+        return {"records": records, "changes": changes}
+
+    def recompute_records(self, form_key: str, record_ids: list[str]) -> int:
+        """Recompute the tags a write of these records of ``form_key`` may change (used after an
+        import, whose rows are written in batches without the per-record hooks)."""
+        changes = 0
+        for start in range(0, len(record_ids), RECOMPUTE_BATCH):
+            with self.db.transaction() as session:
+                catalog = self.current(session)
+                if not catalog.tags:
+                    return 0
+                ids: list[str] = []
+                for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + RECOMPUTE_BATCH]))):
+                    ids += tagging.affected(session, catalog, form_key, row.id, loads(row.data))
+                changes += len(tagging.recompute(session, catalog, list(dict.fromkeys(ids)), self.clock.now(),
+                                                 f"import:{form_key}"))
+        return changes
+
+    def now(self) -> datetime:
+        now: datetime = self.clock.now()
+        return now
+
+
+__all__ = ["Insight", "SYSTEM"]

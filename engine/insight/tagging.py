@@ -1,0 +1,125 @@
+"""Tags of records: evaluate each tag's rule over the record and its profile's aggregates, keep
+the tags that hold in ``record_tags``, write every on/off to ``tag_history`` and announce it as
+a ``tag.changed`` event, all in the caller's transaction.
+
+Which records to recompute after a write: the record itself, the records its references point
+at, and their parents (a parent's aggregates include its children's related records)."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from engine.insight import aggregates as aggregate_values
+from engine.insight import graph
+from engine.insight.catalog import Catalog
+from engine.insight.compiler import AGG_VAR
+from engine.jsoncodec import dumps
+from engine.rules import RuleError
+from engine.store.models import OutboxRow, RecordRow, RecordTagRow, TagChangeRow
+
+log = logging.getLogger(__name__)
+MAX_CAUSE = 160
+
+
+@dataclass(frozen=True)
+class TagChange:
+    record_id: str
+    tag: str
+    on: bool
+
+
+def affected(session: Session, catalog: Catalog, form_key: str, record_id: str,
+             data: Mapping[str, Any], before: Mapping[str, Any] | None = None) -> list[str]:
+    """The records whose tags a write of ``record_id`` may change (tagged forms only)."""
+    ids: list[str] = []
+    tagged = {tag.form for tag in catalog.tags}
+    if form_key in tagged:
+        ids.append(record_id)
+        profile = catalog.profile_of(form_key)
+        if profile is not None:
+            ids += graph.parents(session, profile.children, session.get(RecordRow, record_id))
+    for field, target in catalog.refs.get(form_key, {}).items():
+        if target not in tagged:
+            continue
+        profile = catalog.profile_of(target)
+        for value in {(data or {}).get(field), (before or {}).get(field)}:
+            if isinstance(value, str):
+                ids.append(value)
+                if profile is not None:
+                    ids += graph.parents(session, profile.children, session.get(RecordRow, value))
+    return list(dict.fromkeys(ids))
+
+
+def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now: datetime, cause: str) -> list[TagChange]:
+    """Evaluate the tags of ``record_ids`` and store what changed; returns the changes."""
+    changes: list[TagChange] = []
+    rows = graph.load_records(session, record_ids)
+    for record_id in dict.fromkeys(record_ids):
+        row = rows.get(record_id)
+        if row is None:
+            continue
+        tags = catalog.tags_of(row.form_key)
+        if not tags:
+            continue
+        changes += _recompute_one(session, catalog, row, tags, now, cause)
+    return changes
+
+
+def _recompute_one(session: Session, catalog: Catalog, row: RecordRow, tags: tuple[Any, ...], now: datetime,
+                   cause: str) -> list[TagChange]:
+    data = graph.record_data(row)
+    figures: dict[str, dict[str, Any]] = {}
+    for tag in tags:
+        profile = catalog.profiles.get(tag.profile)
+        if tag.reads_aggregates and profile is not None and tag.profile not in figures:
+            figures[tag.profile] = aggregate_values.compute(session, profile, row.id, now)
+    current = {item.tag: item for item in session.scalars(select(RecordTagRow).where(RecordTagRow.record_id == row.id))}
+    changes: list[TagChange] = []
+    for tag in tags:
+        context = {**data, AGG_VAR: figures.get(tag.profile, {})}
+        try:
+            on = tag.rule.holds(context)
+        except RuleError as exc:
+            log.warning("tag %s could not be evaluated for record %s: %s", tag.key, row.id, exc)
+            on = False
+        if on and tag.key not in current:
+            session.add(RecordTagRow(record_id=row.id, form_key=row.form_key, tag=tag.key, since=now))
+        elif not on and tag.key in current:
+            session.execute(delete(RecordTagRow).where(RecordTagRow.id == current[tag.key].id))
+        else:
+            continue
+        changes.append(TagChange(row.id, tag.key, on))
+        session.add(TagChangeRow(record_id=row.id, form_key=row.form_key, tag=tag.key, on=on, at=now, cause=cause[:MAX_CAUSE]))
+        session.add(OutboxRow(topic="tag.changed", dedup_key=f"tag.changed:{row.id}:{tag.key}:{uuid.uuid4().hex}",
+                              payload=dumps({"record": row.id, "form": row.form_key, "tag": tag.key, "on": on,
+                                             "cause": cause[:MAX_CAUSE]}),
+                              status="pending", attempts=0, created_at=now, channel="event"))
+    return changes
+
+
+def tags_of(session: Session, record_ids: Iterable[str]) -> dict[str, list[RecordTagRow]]:
+    found: dict[str, list[RecordTagRow]] = {}
+    ids = sorted(set(record_ids))
+    for start in range(0, len(ids), 500):
+        for item in session.scalars(select(RecordTagRow).where(RecordTagRow.record_id.in_(ids[start:start + 500]))
+                                    .order_by(RecordTagRow.tag)):
+            found.setdefault(item.record_id, []).append(item)
+    return found
+
+
+def history(session: Session, record_ids: Iterable[str], limit: int = 200) -> list[TagChangeRow]:
+    ids = sorted(set(record_ids))
+    if not ids:
+        return []
+    return list(session.scalars(select(TagChangeRow).where(TagChangeRow.record_id.in_(ids[:500]))
+                                .order_by(TagChangeRow.id.desc()).limit(limit)))
+
+
+__all__ = ["TagChange", "affected", "history", "recompute", "tags_of"]

@@ -1,0 +1,112 @@
+"""Triggers: when a record is created or updated, or an instance completes, and the trigger's
+rule holds, start a process over the record or set fields of the record a reference points at.
+
+Everything runs in the transaction of the write that fired it. A field update goes through the
+form pipeline of the target record's own form version (so it is validated and recomputed like a
+PATCH), and is itself a ``record.updated`` write: its tags are recomputed and its triggers run,
+up to :data:`MAX_CHAIN` levels deep (a trigger chain that loops stops there)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import ValidationFailed
+from engine.forms.pipeline import run as run_pipeline
+from engine.insight.catalog import Catalog
+from engine.insight.compiler import PROCESS_VAR
+from engine.insight.spec import TriggerSpec
+from engine.jsoncodec import dumps, loads
+from engine.mergepatch import changed_fields
+from engine.rules import RuleError
+from engine.security import Principal
+from engine.store import records as record_store
+from engine.store.models import AuditRow, ChangeRow, InstanceRow, OutboxRow, RecordRow
+
+MAX_CHAIN = 3
+
+OnWrite = Callable[[Session, str, str, str, Mapping[str, Any], Mapping[str, Any] | None, Principal, int], None]
+"""``(session, event, form, record id, data, data before, actor, depth)``: what to do after a write."""
+
+
+def matching(catalog: Catalog, event: str, form_key: str, process_key: str | None = None) -> list[TriggerSpec]:
+    return [trigger for trigger in catalog.triggers
+            if trigger.on == event and trigger.form == form_key and (process_key is None or trigger.process == process_key)]
+
+
+def holds(trigger: TriggerSpec, context: Mapping[str, Any]) -> bool:
+    if trigger.when is None:
+        return True
+    try:
+        return trigger.when.holds(dict(context))
+    except RuleError:
+        return False
+
+
+def fire(session: Session, trigger: TriggerSpec, record_id: str, data: Mapping[str, Any], *, actor: Principal,
+         now: datetime, registry: Any, supervisors: frozenset[str], on_write: OnWrite, depth: int) -> None:
+    """Perform ``trigger``'s action for the record (its rule has held)."""
+    if trigger.start is not None:
+        _start(session, trigger.start, record_id, data, actor, now, registry, supervisors)
+    if trigger.update_ref is not None:
+        target = data.get(trigger.update_ref)
+        if isinstance(target, str):
+            _update(session, trigger, target, actor, now, registry, on_write, depth)
+
+
+def _start(session: Session, process_key: str, record_id: str, data: Mapping[str, Any], actor: Principal,
+           now: datetime, registry: Any, supervisors: frozenset[str]) -> None:
+    from engine.workflow.runtime import Runner
+
+    running = session.scalar(select(InstanceRow.id).where(InstanceRow.record_id == record_id,
+                                                          InstanceRow.process_key == process_key,
+                                                          InstanceRow.status == "active").limit(1))
+    if running is not None:
+        return  # one case per record and process at a time
+    process = registry.process(process_key)
+    if process is None:
+        return
+    Runner(session, process, now, supervisors).start(record_id, data, actor)
+
+
+def _update(session: Session, trigger: TriggerSpec, target_id: str, actor: Principal, now: datetime, registry: Any,
+            on_write: OnWrite, depth: int) -> None:
+    row = session.scalars(select(RecordRow).where(RecordRow.id == target_id).with_for_update()).one_or_none()
+    if row is None or row.form_key != trigger.update_form:
+        return
+    spec = registry.form(row.form_key, row.form_version)
+    if spec is None:
+        return
+    stored = loads(row.data)
+    outcome = run_pipeline(spec, {**stored, **trigger.update_set})
+    if outcome.issues:
+        raise ValidationFailed([*outcome.issues])
+    data = dict(outcome.data)
+    fields = changed_fields(stored, data)
+    if not fields:
+        return
+    version = row.row_version
+    if not record_store.update_if_version(session, row.id, version, data, now):
+        return
+    record_store.write_values(session, row.id, row.form_key, data)
+    session.add(ChangeRow(entity="record", entity_id=row.id, scope=row.form_key, at=now))
+    session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record", object_id=row.id,
+                         detail=dumps({"form": row.form_key, "version": row.form_version, "row_version": version + 1,
+                                       "fields": fields, "trigger": trigger.key})))
+    session.add(OutboxRow(topic="record.updated", dedup_key=f"record.updated:{row.id}:{version + 1}",
+                          payload=dumps({"record": row.id, "form": row.form_key, "row_version": version + 1,
+                                         "fields": fields, "trigger": trigger.key}),
+                          status="pending", attempts=0, created_at=now))
+    session.expire(row)
+    if depth < MAX_CHAIN:
+        on_write(session, "record.updated", row.form_key, row.id, data, stored, actor, depth + 1)
+
+
+def instance_context(data: Mapping[str, Any], instance: InstanceRow) -> dict[str, Any]:
+    return {**data, PROCESS_VAR: {"outcome": instance.outcome, "status": instance.status, "state": instance.state}}
+
+
+__all__ = ["MAX_CHAIN", "OnWrite", "fire", "holds", "instance_context", "matching"]
