@@ -168,3 +168,19 @@ def test_parallel_writers_leave_no_gap_and_no_duplicate_in_the_feed(insight: Eng
         keys = [row.dedup_key for row in session.query(EventRow)]
     assert len(seen) == events == len(set(keys))
     assert len([key for key in keys if key.startswith("record.created:")]) == 49
+
+
+def test_a_restricted_role_sees_masked_fields_masked_in_the_360(insight: Engine) -> None:
+    insight.load_dir(BANK, kinds=("roles",))
+    customer = insight.submit("customer", {"company_name": "Acme Trading", "uscc": "91350100M000100Y43"})["id"]
+    insight.submit("deposit_account", {"customer_id": customer, "product": "current", "average_balance": 6000000})
+    today = insight.clock.now().date().isoformat()
+    insight.submit("complaint", {"customer_id": customer, "received_on": today, "product": "Loan", "issue": "Fees",
+                                 "channel": "phone"})
+    service = Principal("cs-01", frozenset({"customer_service"}))
+    view = insight.record_360(customer, service)
+    assert view["record"]["data"]["uscc"] != "91350100M000100Y43"
+    assert view["record"]["data"]["uscc"].endswith("0Y43")
+    assert list(view["related"]) == ["complaint"]  # no grant on deposit accounts: neither records nor figures
+    assert "average_balance" not in view["aggregates"] and "complaints_90d" in view["aggregates"]
+    assert insight.record_360(customer)["record"]["data"]["uscc"] == "91350100M000100Y43"
