@@ -899,6 +899,8 @@ def _filter_value(spec: FormSpec, field: str, value: Any) -> Any:
         raise ValidationFailed([Issue(f"/{field}", "definition.unknown_field", {"field": field})])
     if not isinstance(value, str):
         return value
+    if "\x00" in value:  # no stored text holds one (PostgreSQL refuses it in a query: a 500)
+        raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "contains a NUL character"})
     if column.type in ("decimal", "number", "integer"):
         if len(value) > MAX_FILTER_NUMBER_CHARS or not _FILTER_NUMBER.fullmatch(value):
             raise BadRequest("request.bad_parameter", path=field, params={"name": field, "reason": "not a number"})

@@ -12,6 +12,8 @@ from engine import Engine, FakeClock
 from tests import conftest as root
 
 MODELER = {"X-User": "modeler-1", "X-Roles": "modeler"}
+ADMIN = {"X-User": "admin-1", "X-Roles": "admin"}
+"""The shared client's default caller: may submit, read and run everything (examples/bank/roles.json)."""
 CUSTOMER = {
     "company_name": "Fujian Example Trading Co., Ltd.", "uscc": "91350100M000100Y43", "region": "Fujian",
     "industry_code": "423840", "employees": 45, "risk_level": "low",
@@ -66,11 +68,7 @@ def customer_id(bank_client: Any) -> str:
     return str(response.json()["id"])
 
 
-@pytest.fixture(scope="module")
-def shared_bank(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One bank engine for a whole module (loading the bank per test costs a second each): for
-    tests whose attacks are refused, so nothing they do is seen by the next. Same database
-    choice as tests/conftest.py (PostgreSQL when ``LOWCODE_TEST_DATABASE_URL`` is set)."""
+def _module_engine(tmp_path_factory: pytest.TempPathFactory, bank: bool) -> Any:
     if root.PG_URL:
         root._reset_postgres(root.PG_URL)
         url = root.PG_URL
@@ -81,8 +79,32 @@ def shared_bank(tmp_path_factory: pytest.TempPathFactory) -> Any:
     engine.migrate()
     if root.PG_URL:
         root._pg_migrated = True
-    engine.load_dir(root.BANK)
+    if bank:
+        engine.load_dir(root.BANK)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def shared_bank(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One bank engine for a whole module (loading the bank per test costs a second each): for
+    tests whose attacks are refused, so nothing they do is seen by the next. Same database
+    choice as tests/conftest.py (PostgreSQL when ``LOWCODE_TEST_DATABASE_URL`` is set)."""
+    engine = _module_engine(tmp_path_factory, bank=True)
     yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def plain_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A client of an engine without definitions (so without a roles definition: every caller
+    may write every field of the forms a test uploads), shared by a module."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+
+    engine = _module_engine(tmp_path_factory, bank=False)
+    with TestClient(create_app(engine), headers=ADMIN) as client:
+        yield client
     engine.close()
 
 
@@ -92,12 +114,12 @@ def shared_client(shared_bank: Engine) -> Any:
 
     from engine.api.app import create_app
 
-    with TestClient(create_app(shared_bank)) as client:
+    with TestClient(create_app(shared_bank), headers=ADMIN) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def shared_customer_id(shared_client: Any) -> str:
-    response = shared_client.post("/api/v1/forms/customer/records", json=CUSTOMER, headers=identity("clerk-1"))
+    response = shared_client.post("/api/v1/forms/customer/records", json=CUSTOMER)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])

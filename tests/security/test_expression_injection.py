@@ -59,19 +59,19 @@ def _operator(rule: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("rule", PROTOTYPE_PATHS, ids=lambda rule: str(rule)[:40])
-def test_prototype_style_paths_name_no_field(shared_client: Any, rule: dict[str, Any], place: str) -> None:
-    response = shared_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, place))
+def test_prototype_style_paths_name_no_field(plain_client: Any, rule: dict[str, Any], place: str) -> None:
+    response = plain_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, place))
     error = assert_refused(response, 422, "definition.unknown_field")
     assert error["path"].startswith(f"{POINTER[place]}/{_operator(rule)}"), error
-    assert definition_absent(shared_client, "form", "probe")
+    assert definition_absent(plain_client, "form", "probe")
 
 
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("operator", DISALLOWED_OPERATORS)
-def test_unknown_and_disallowed_operators_are_refused(shared_client: Any, operator: str, place: str) -> None:
-    response = shared_client.post("/api/v1/definitions", headers=MODELER, json=_form({operator: [1]}, place))
+def test_unknown_and_disallowed_operators_are_refused(plain_client: Any, operator: str, place: str) -> None:
+    response = plain_client.post("/api/v1/definitions", headers=MODELER, json=_form({operator: [1]}, place))
     assert_refused(response, 422, "definition.bad_rule", f"{POINTER[place]}/{operator}")
-    assert definition_absent(shared_client, "form", "probe")
+    assert definition_absent(plain_client, "form", "probe")
 
 
 RANGE = list(range(600))
@@ -88,24 +88,24 @@ BLOW_UPS: dict[str, tuple[Any, dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("name", sorted(BLOW_UPS))
-def test_a_budget_blow_up_fails_closed_at_submit(shared_client: Any, name: str) -> None:
+def test_a_budget_blow_up_fails_closed_at_submit(plain_client: Any, name: str) -> None:
     rule, data = BLOW_UPS[name]
     key = "blow_" + name.replace(" ", "_")
-    assert shared_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, "rules", key)).status_code in (200, 201)
-    assert_refused(shared_client.post(f"/api/v1/forms/{key}/records", json=data), 422, "record.rule_error", "")
-    assert shared_client.get(f"/api/v1/forms/{key}/records").json()["total"] == 0
-    evaluated = shared_client.post(f"/api/v1/forms/{key}/evaluate", json=data)
+    assert plain_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, "rules", key)).status_code in (200, 201)
+    assert_refused(plain_client.post(f"/api/v1/forms/{key}/records", json=data), 422, "record.rule_error", "")
+    assert plain_client.get(f"/api/v1/forms/{key}/records").json()["total"] == 0
+    evaluated = plain_client.post(f"/api/v1/forms/{key}/evaluate", json=data)
     assert evaluated.status_code == 200, evaluated.text
     assert [error["code"] for error in evaluated.json()["errors"]] == ["record.rule_error"]
 
 
 @pytest.mark.parametrize("name", sorted(BLOW_UPS))
-def test_a_budget_blow_up_in_a_computed_field_fails_closed(shared_client: Any, name: str) -> None:
+def test_a_budget_blow_up_in_a_computed_field_fails_closed(plain_client: Any, name: str) -> None:
     rule, data = BLOW_UPS[name]
     key = "blowc_" + name.replace(" ", "_")
-    assert shared_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, "computed", key)).status_code in (200, 201)
-    assert_refused(shared_client.post(f"/api/v1/forms/{key}/records", json=data), 422, "record.compute_error", "/b")
-    assert shared_client.get(f"/api/v1/forms/{key}/records").json()["total"] == 0
+    assert plain_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, "computed", key)).status_code in (200, 201)
+    assert_refused(plain_client.post(f"/api/v1/forms/{key}/records", json=data), 422, "record.compute_error", "/b")
+    assert plain_client.get(f"/api/v1/forms/{key}/records").json()["total"] == 0
 
 
 def _nested(levels: int) -> Any:
@@ -121,12 +121,12 @@ def _nested(levels: int) -> Any:
     ({"in": [1, list(range(3000))]}, 422, "definition.rule_too_complex", "/rules/0/rule"),  # > 2000 nodes
     ({"+": [1] * 2500}, 422, "definition.rule_too_complex", "/rules/0/rule"),
 ], ids=["rule depth", "json depth", "huge array", "huge operand list"])
-def test_deep_and_huge_rules_are_refused(shared_client: Any, rule: Any, status: int, code: str, path: str) -> None:
+def test_deep_and_huge_rules_are_refused(plain_client: Any, rule: Any, status: int, code: str, path: str) -> None:
     if isinstance(rule, str):  # raw JSON text, too deep for the test's own encoder
         body = json.dumps(_form("RULE", "rules")).replace('"RULE"', rule)
-        response = shared_client.post("/api/v1/definitions", content=body,
+        response = plain_client.post("/api/v1/definitions", content=body,
                                       headers={**MODELER, "Content-Type": "application/json"})
     else:
-        response = shared_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, "rules"))
+        response = plain_client.post("/api/v1/definitions", headers=MODELER, json=_form(rule, "rules"))
     assert_refused(response, status, code, path)
-    assert definition_absent(shared_client, "form", "probe")
+    assert definition_absent(plain_client, "form", "probe")

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.security.conftest import CUSTOMER, assert_refused, identity
+from tests.security.conftest import ADMIN, CUSTOMER, assert_refused
 
-CLERK = identity("clerk-1")
+CLERK = ADMIN
 
 # (JSON text of employees, status, code, path)
 EMPLOYEES_REFUSED = [

@@ -57,26 +57,23 @@ def _upload(client: Any, schema: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize(("schema", "pointer"), REFUSED, ids=[str(case[0])[:60] for case in REFUSED])
-def test_references_out_of_the_document_are_refused(shared_client: Any, schema: dict[str, Any], pointer: str) -> None:
-    assert_refused(_upload(shared_client, schema), 422, "definition.remote_ref", pointer)
-    assert definition_absent(shared_client, "form", "referring")
+def test_references_out_of_the_document_are_refused(plain_client: Any, schema: dict[str, Any], pointer: str) -> None:
+    assert_refused(_upload(plain_client, schema), 422, "definition.remote_ref", pointer)
+    assert definition_absent(plain_client, "form", "referring")
 
 
 @pytest.mark.parametrize("meta", ["http://evil.example/meta.json", "file:///etc/passwd",
                                   "https://json-schema.org/draft-07/schema"])
-def test_a_schema_dialect_other_than_2020_12_is_refused(shared_client: Any, meta: str) -> None:
+def test_a_schema_dialect_other_than_2020_12_is_refused(plain_client: Any, meta: str) -> None:
     # a browser-side validator given the served schema may fetch a $schema it does not know
-    assert_refused(_upload(shared_client, {"$schema": meta, "properties": {"a": {"type": "string"}}}), 422,
+    assert_refused(_upload(plain_client, {"$schema": meta, "properties": {"a": {"type": "string"}}}), 422,
                    "definition.bad_schema", "/schema/$schema")
-    assert definition_absent(shared_client, "form", "referring")
+    assert definition_absent(plain_client, "form", "referring")
 
 
 @pytest.mark.parametrize("schema", LOCAL, ids=[str(case)[:60] for case in LOCAL])
-def test_local_references_keep_working(client: Any, schema: dict[str, Any]) -> None:
-    from tests.security.conftest import trust_identity_headers
-
-    trust_identity_headers(client.app.state.engine)
-    response = _upload(client, schema)
-    assert response.status_code == 201, response.text
-    good = client.post("/api/v1/forms/referring/records", json={"a": "text"} if "#node" not in str(schema) and schema["properties"]["a"].get("$ref") != "#" else {"a": {}})
+def test_local_references_keep_working(plain_client: Any, schema: dict[str, Any]) -> None:
+    response = _upload(plain_client, schema)
+    assert response.status_code in (200, 201), response.text
+    good = plain_client.post("/api/v1/forms/referring/records", json={"a": "text"} if "#node" not in str(schema) and schema["properties"]["a"].get("$ref") != "#" else {"a": {}})
     assert good.status_code == 201, good.text

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import BANK
-from tests.security.conftest import MODELER, assert_refused, definition_absent, identity
+from tests.security.conftest import MODELER, assert_refused, definition_absent
 
 PAYLOADS = [
     "region; DROP TABLE records; --",
@@ -139,16 +139,19 @@ def test_a_date_range_parameter_takes_only_dates(shared_client: Any, payload: st
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_a_list_filter_names_a_field(shared_client: Any, shared_customer_id: str, payload: str) -> None:
-    response = shared_client.get("/api/v1/forms/customer/records", params={payload: "x"}, headers=identity("clerk-1"))
+    response = shared_client.get("/api/v1/forms/customer/records", params={payload: "x"})
     assert_refused(response, (400, 422), ("definition.unknown_field", "request.bad_parameter"))
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_a_list_filter_value_is_bound_data(shared_client: Any, shared_customer_id: str, payload: str) -> None:
-    listing = shared_client.get("/api/v1/forms/customer/records", params={"region": payload}, headers=identity("clerk-1"))
-    assert listing.status_code == 200, listing.text
-    assert (listing.json()["items"], listing.json()["total"]) == ([], 0)
-    numeric = shared_client.get("/api/v1/forms/customer/records", params={"employees": payload}, headers=identity("clerk-1"))
+    listing = shared_client.get("/api/v1/forms/customer/records", params={"region": payload})
+    if "\x00" in payload:  # no stored text can hold a NUL (PostgreSQL answered it with a 500)
+        assert_refused(listing, 400, "request.bad_parameter", "region")
+    else:
+        assert listing.status_code == 200, listing.text
+        assert (listing.json()["items"], listing.json()["total"]) == ([], 0)
+    numeric = shared_client.get("/api/v1/forms/customer/records", params={"employees": payload})
     assert_refused(numeric, 400, "request.bad_parameter", "employees")
-    everything = shared_client.get("/api/v1/forms/customer/records", headers=identity("clerk-1")).json()
+    everything = shared_client.get("/api/v1/forms/customer/records").json()
     assert everything["total"] == 1  # nothing dropped, nothing added
