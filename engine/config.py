@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from engine.notify.settings import OutboxSettings
 from engine.reports.settings import ReportSettings
+from engine.security.keyring import KeySettings
 from engine.security.jwt import JWTSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lowcode.db"
@@ -39,6 +40,11 @@ class Settings:
     reach the engine; production refuses trusted headers without it."""
     timer_lease: timedelta = timedelta(seconds=60)
     """How long a worker's claim keeps due timers from other workers (LOWCODE_TIMER_LEASE_SECONDS)."""
+    encryption: KeySettings = field(default_factory=KeySettings)
+    """Master keys of sensitive fields (LOWCODE_MASTER_KEY, LOWCODE_MASTER_KEY_FILE, LOWCODE_MODE;
+    engine.security.keyring)."""
+    audit_roles: frozenset[str] = frozenset({"auditor"})
+    """Roles that may read and export the audit log (LOWCODE_AUDIT_ROLES)."""
     clock: str | None = None
     """LOWCODE_CLOCK: unset for the system clock; ``file:PATH`` for a clock read from a file
     that a test moves (several processes then share one fake time; see engine.clock). Refused
@@ -63,6 +69,10 @@ class Settings:
             trust_identity_headers_acknowledged=_flag(os.environ.get("LOWCODE_TRUST_IDENTITY_HEADERS_ACKNOWLEDGED")),
             timer_lease=timedelta(seconds=float(os.environ.get("LOWCODE_TIMER_LEASE_SECONDS") or 60)),
             clock=os.environ.get("LOWCODE_CLOCK") or None,
+            encryption=KeySettings.from_environ(os.environ),
+            audit_roles=frozenset(
+                role.strip() for role in os.environ.get("LOWCODE_AUDIT_ROLES", "auditor").split(",") if role.strip()
+            ),
         )
 
     @property

@@ -72,13 +72,14 @@ async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
 @router.get("/forms/{key}/records", tags=["records"])
 def list_records(request: Request, key: str) -> ExactJSONResponse:
     filters = unique_query_params(request, _PAGING)
-    page = engine_of(request).records(key, filters=filters, offset=int_query(request, "offset", 0), limit=int_query(request, "limit", 50))
+    page = engine_of(request).records(key, filters=filters, offset=int_query(request, "offset", 0),
+                                      limit=int_query(request, "limit", 50), actor=actor_of(request))
     return ExactJSONResponse(page)
 
 
 @router.get("/records/{record_id}", tags=["records"])
 def get_record(request: Request, record_id: str) -> ExactJSONResponse:
-    return _record_response(engine_of(request).record(record_id))
+    return _record_response(engine_of(request).record(record_id, actor_of(request)))
 
 
 @router.patch("/records/{record_id}", openapi_extra=MERGE_PATCH_BODY, tags=["records"])

@@ -97,6 +97,10 @@ def compile_form(
         elif ref["form"] != document["key"] and not form_exists(ref["form"]):
             issues.append(Issue(f"/refs/{field}/form", "definition.unknown_form", {"form": ref["form"]}))
         refs[field] = ref["form"]
+    sensitive = tuple(_sensitive_paths(schema, ()))
+    for path in sensitive:
+        if len(path) == 1 and path[0] in refs:
+            issues.append(Issue(f"/refs/{escape(path[0])}", "definition.sensitive_ref", {"field": path[0]}))
     if issues:
         return None, issues
     spec = FormSpec(
@@ -114,8 +118,24 @@ def compile_form(
         ui=document.get("ui", {}),
         conditions=tuple(conditions),
         description=document.get("description"),
+        sensitive=sensitive,
     )
     return spec, []
+
+
+def _sensitive_paths(node: Mapping[str, Any], parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The paths of the properties marked ``"sensitive": true``, through nested objects and
+    array items; a marked property is sealed whole (nothing under it is looked at)."""
+    for name, child in (node.get("properties") or {}).items():
+        if not isinstance(child, Mapping):
+            continue
+        if child.get("sensitive") is True:
+            yield (*parts, name)
+            continue
+        yield from _sensitive_paths(child, (*parts, name))
+        items = child.get("items")
+        if isinstance(items, Mapping):
+            yield from _sensitive_paths(items, (*parts, name, "*"))
 
 
 def _ui_issues(ui: Mapping[str, Any], properties: Mapping[str, Any]) -> Iterator[Issue]:

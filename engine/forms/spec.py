@@ -75,6 +75,9 @@ class FormSpec:
     ui: Mapping[str, Any] = field(default_factory=dict)
     conditions: tuple[FieldCondition, ...] = ()
     description: Any = None
+    sensitive: tuple[tuple[str, ...], ...] = ()
+    """Paths (property names; ``*`` for every array item) of the fields marked ``"sensitive":
+    true``: sealed at rest (engine.security.crypto), every read of one audited."""
 
     def column(self, name: str) -> ColumnSpec | None:
         for column in self.columns:

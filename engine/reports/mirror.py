@@ -39,6 +39,7 @@ from engine.reports.sources import (
     TASKS_TABLE,
 )
 from engine.store.database import Database
+from engine.security.crypto import strip_sealed
 from engine.store.models import ChangeRow, InstanceRow, RecordRow, TaskRow
 
 RECORD_ENTITY = "record"
@@ -595,7 +596,7 @@ def _record_columns() -> Any:
 
 def _record(row: Any) -> _Record:
     try:
-        data = loads(row.data)
+        data = strip_sealed(loads(row.data))  # sensitive values never reach the mirror
     except EngineError:
         data = None
     return _Record(

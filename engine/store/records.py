@@ -1,6 +1,8 @@
 """Record rows and their lookup values."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -27,15 +29,39 @@ def lookup_text(value: Any) -> str | None:
     return text if len(text) <= MAX_LOOKUP_VALUE else None
 
 
-def write_values(session: Session, record_id: str, form_key: str, data: Mapping[str, Any]) -> None:
+@dataclass(frozen=True)
+class Blind:
+    """A lookup of a sensitive field: the blind-index digests its value may be stored under
+    (one per master key), compared instead of the value (engine.security.crypto)."""
+
+    digests: tuple[str, ...]
+
+
+def write_values(session: Session, record_id: str, form_key: str, data: Mapping[str, Any],
+                 blind: Iterable[tuple[str, str, str]] = (), sensitive: frozenset[str] = frozenset()) -> None:
+    """Replace the record's lookup rows: the plain lookup text of each top-level scalar not in
+    ``sensitive``, and the ``blind`` entries ``(field, key id, digest)`` of the sensitive ones."""
     session.execute(delete(RecordValueRow).where(RecordValueRow.record_id == record_id))
     for field, value in data.items():
-        text = lookup_text(value)
+        text = lookup_text(value) if field not in sensitive else None
         if text is not None:
             session.add(RecordValueRow(record_id=record_id, form_key=form_key, field=field, value=text))
+    for field, kid, digest in blind:
+        session.add(RecordValueRow(record_id=record_id, form_key=form_key, field=field, value=digest, key_id=kid))
+
+
+def _matches(value: Any) -> Any:
+    """The condition on ``record_values`` of a lookup by plain value or by blind index."""
+    if isinstance(value, Blind):
+        return RecordValueRow.key_id.is_not(None) & RecordValueRow.value.in_(value.digests or ("",))
+    return RecordValueRow.key_id.is_(None) & (RecordValueRow.value == lookup_text(value))
 
 
 def find_ids(session: Session, form_key: str, field: str, value: Any, limit: int = 2) -> list[str]:
+    if isinstance(value, Blind):
+        return list(session.scalars(
+            select(RecordValueRow.record_id).where(RecordValueRow.form_key == form_key, RecordValueRow.field == field,
+                                                    _matches(value)).order_by(RecordValueRow.id).limit(limit)))
     text = lookup_text(value)
     if text is None:
         return []
@@ -52,11 +78,17 @@ def record_exists(session: Session, form_key: str, record_id: Any) -> bool:
         RecordRow.id == record_id, RecordRow.form_key == form_key)) == 1
 
 
-def page(session: Session, form_key: str, filters: Mapping[str, Any], offset: int, limit: int) -> tuple[list[RecordRow], int]:
+def page(session: Session, form_key: str, filters: Mapping[str, Any], offset: int, limit: int, *,
+         where: Any = None) -> tuple[list[RecordRow], int]:
+    """A page of ``form_key``'s records and their total, both under ``where`` (a condition on
+    :class:`RecordRow`, e.g. the caller's object scope) when given."""
     query = select(RecordRow).where(RecordRow.form_key == form_key)
+    if where is not None:
+        query = query.where(where)
+
     for field, value in filters.items():
         matching = select(RecordValueRow.record_id).where(
-            RecordValueRow.form_key == form_key, RecordValueRow.field == field, RecordValueRow.value == lookup_text(value))
+            RecordValueRow.form_key == form_key, RecordValueRow.field == field, _matches(value))
         query = query.where(RecordRow.id.in_(matching))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(RecordRow.created_at, RecordRow.id).offset(offset).limit(limit)).all()
