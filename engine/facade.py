@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,9 @@ from engine import notify
 from engine.reports import ReportMirror, run_report
 from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
+from engine.security.crypto import FieldCipher
+from engine.security.keyring import KeySource
+from engine.security.vault import Vault, read_entry
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
@@ -80,6 +83,8 @@ class Engine:
         self.db = Database(database_url or self.settings.database_url)
         self.clock: Clock = clock or SystemClock()
         self.registry = DefinitionRegistry(self.db, self.clock)
+        self.vault = Vault(FieldCipher(KeySource(self.settings.encryption)))
+        """Seals, opens and blind-indexes sensitive fields (engine.security.vault)."""
         self.mirror = ReportMirror(self.db, self.registry.form_versions, clock=self.clock,
                                    settings=self.settings.reports)
         self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
@@ -225,7 +230,7 @@ class Engine:
                     earlier = idempotency.replayed_record(session, claim)  # the winner's, if that was the clash
                 if earlier is None:
                     raise
-        return Submission(self.record(earlier), replayed=True)
+        return Submission(self.record(earlier, actor), replayed=True)
 
     def _submit(self, form_key: str, data: Any, actor: Principal,
                 claim: idempotency.IdempotencyClaim | None) -> dict[str, Any]:
@@ -250,10 +255,11 @@ class Engine:
                 missing = _missing_refs(session, spec, computed)  # again: it may have gone since
                 if missing:
                     raise ValidationFailed(missing)
-                row = RecordRow(id=record_id, form_key=form_key, form_version=spec.version, data=dumps(computed),
+                sealed, blind, sensitive = self.vault.for_storage(spec, record_id, computed)
+                row = RecordRow(id=record_id, form_key=form_key, form_version=spec.version, data=dumps(sealed),
                                 row_version=1, created_at=now, updated_at=now, created_by=actor.id)
                 session.add(row)
-                record_store.write_values(session, record_id, form_key, computed)
+                record_store.write_values(session, record_id, form_key, computed, blind, sensitive)
                 session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
                 session.add(AuditRow(at=now, actor=actor.id, action="record.create", object_type="record",
                                      object_id=record_id, detail=dumps({"form": form_key, "version": spec.version})))
@@ -264,7 +270,7 @@ class Engine:
                     Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
-        return self.record(record_id)
+        return self.record(record_id, actor)
 
     def update(self, record_id: str, changes: Any, actor: Principal = SYSTEM,
                if_match: int | None = None) -> dict[str, Any]:
@@ -307,6 +313,8 @@ class Engine:
         spec = self.registry.form(form_key, form_version)
         if spec is None:
             raise NotFound("definition.version_not_found", params={"kind": "form", "key": form_key, "version": form_version})
+        self.vault.check_input(changes)
+        stored, _revealed = self.vault.for_reading(spec, form_key, record_id, stored)  # not returned: not a read
         declared = _declared_fields(spec.schema)
         kept = {name: value for name, value in stored.items() if name not in declared and name not in changes}
         outcome = run_pipeline(spec, merge_patch({k: v for k, v in stored.items() if k not in kept}, changes))
@@ -319,16 +327,17 @@ class Engine:
             raise ValidationFailed(issues)
         fields = changed_fields(stored, data)
         if not fields:
-            return self.record(record_id)
+            return self.record(record_id, actor)
+        sealed, blind, sensitive = self.vault.for_storage(spec, record_id, data)
         now = self.clock.now()
         with self.db.transaction() as session:
             missing = _missing_refs(session, spec, data)
             if missing:
                 raise ValidationFailed(missing)
-            if not record_store.update_if_version(session, record_id, if_match, data, now):
+            if not record_store.update_if_version(session, record_id, if_match, sealed, now):
                 current = session.scalar(select(RecordRow.row_version).where(RecordRow.id == record_id))
                 raise PreconditionFailed("record.version_mismatch", params={"current": current})
-            record_store.write_values(session, record_id, form_key, data)
+            record_store.write_values(session, record_id, form_key, data, blind, sensitive)
             session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
             session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record",
                                  object_id=record_id, detail=dumps({"form": form_key, "version": form_version,
@@ -337,32 +346,86 @@ class Engine:
                                   payload=dumps({"record": record_id, "form": form_key, "row_version": if_match + 1,
                                                  "fields": fields}),
                                   status="pending", attempts=0, created_at=now))
-        return self.record(record_id)
+        return self.record(record_id, actor)
 
-    def record(self, record_id: str) -> dict[str, Any]:
+    def record(self, record_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """One record, its sensitive values opened. A read that returns any of them in
+        plaintext appends a ``record.read_sensitive`` audit entry (naming the record and the
+        fields) in the transaction that reads it."""
         if not _known_id(record_id):
             raise NotFound("record.not_found", params={"id": record_id[:64]})
         with self.db.read() as session:
+            head = session.execute(select(RecordRow.form_key, RecordRow.form_version)
+                                   .where(RecordRow.id == record_id)).first()
+        if head is None:
+            raise NotFound("record.not_found", params={"id": record_id})
+        audited = self.vault.has_sensitive(self.registry.form(head.form_key, head.form_version), head.form_key)
+        with self.db.transaction() if audited else self.db.read() as session:
             row = session.get(RecordRow, record_id)
             if row is None:
                 raise NotFound("record.not_found", params={"id": record_id})
             instances = session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id)
                                         .order_by(InstanceRow.started_at)).all()
-            return _record_view(row, list(instances))
+            opened = self._open_rows([row])
+            if audited:
+                self._audit_reads(session, opened, actor)
+            view = _record_view(row, list(instances), opened[0][1])
+        if not audited:
+            self._audit_reads(None, opened, actor)
+        return view
 
-    def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
-        """A page of a form's records, oldest first; ``filters`` match top-level values exactly."""
+    def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50,
+                actor: Principal = SYSTEM) -> dict[str, Any]:
+        """A page of a form's records, oldest first; ``filters`` match top-level values exactly
+        (a sensitive field by its blind index, without decrypting). Sensitive values are opened;
+        each record returned with any of them appends a ``record.read_sensitive`` audit entry in
+        the reading transaction."""
         spec = self._form(form_key)
-        filters = {field: _filter_value(spec, field, value) for field, value in (filters or {}).items()}
+        filters = {field: self.vault.lookup(spec, form_key, field, _filter_value(spec, field, value))
+                   for field, value in (filters or {}).items()}
         offset, limit = _paging(offset, limit, 500)
-        with self.db.read() as session:
+        audited = self.vault.has_sensitive(spec, form_key)
+        with self.db.transaction() if audited else self.db.read() as session:
             rows, total = record_store.page(session, form_key, filters, offset, limit)
-            return {"items": [_record_view(row, []) for row in rows], "total": total, "offset": offset, "limit": limit}
+            opened = self._open_rows(rows)
+            if audited:
+                self._audit_reads(session, opened, actor)
+            page = {"items": [_record_view(row, [], data) for row, data, _ in opened], "total": total,
+                    "offset": offset, "limit": limit}
+        if not audited:
+            self._audit_reads(None, opened, actor)
+        return page
+
+    def _open_rows(self, rows: list[RecordRow]) -> list[tuple[RecordRow, dict[str, Any], list[str]]]:
+        """Each row with its data opened and the pointers of its sensitive values in plaintext."""
+        opened = []
+        for row in rows:
+            data, revealed = self.vault.for_reading(self.registry.form(row.form_key, row.form_version), row.form_key,
+                                                    row.id, loads(row.data))
+            opened.append((row, data, revealed))
+        return opened
+
+    def _audit_reads(self, session: Any, opened: list[tuple[RecordRow, dict[str, Any], list[str]]],
+                     actor: Principal) -> None:
+        """One ``record.read_sensitive`` entry per record read with sensitive values in
+        plaintext: in ``session``, or (None: a read-only read came upon values sealed when a
+        field was sensitive) in a transaction of its own, committed before they are returned."""
+        entries = [read_entry(actor.id, row.form_key, row.id, revealed, self.clock.now())
+                   for row, _data, revealed in opened if revealed]
+        if not entries:
+            return
+        if session is not None:
+            session.add_all(entries)
+            return
+        with self.db.transaction() as own:
+            own.add_all(entries)
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
-        """The id of the first record of ``form_key`` whose top-level ``field`` equals ``value``."""
+        """The id of the first record of ``form_key`` whose top-level ``field`` equals ``value``
+        (a sensitive field by its blind index)."""
+        lookup = self.vault.lookup(self.registry.form(form_key), form_key, field, value)
         with self.db.read() as session:
-            ids = record_store.find_ids(session, form_key, field, value, limit=1)
+            ids = record_store.find_ids(session, form_key, field, lookup, limit=1)
         return ids[0] if ids else None
 
     # -- tasks and instances -------------------------------------------------------------------
@@ -578,7 +641,9 @@ class Engine:
                     raise NotFound("instance.not_found", params={"id": instance.id})
                 key = idempotency.remember(session, claim, instance.id, now) if claim is not None else None
                 runner = Runner(session, spec, now, self.settings.supervisor_roles)
-                operation(runner, instance, task, loads(record.data))
+                data, _revealed = self.vault.for_reading(self.registry.form(record.form_key, record.form_version),
+                                                         record.form_key, record.id, loads(record.data))
+                operation(runner, instance, task, data)  # guards and notices see the values, callers do not
                 session.flush()
                 session.expire_all()  # answer what was stored, exactly as a later read will see it
                 view = self._view(session, instance, actor)
@@ -800,6 +865,80 @@ class Engine:
         with self.db.read() as session:
             return verify_audit_chain(session.connection(), batch=batch)
 
+    # -- audit log and keys (engine.security.auditlog, engine.security.rotation) ---------------
+
+    def _check_auditor(self, actor: Principal, attempted: str) -> None:
+        roles = self.settings.audit_roles
+        if actor is not SYSTEM and not (actor.roles & roles):
+            self.audit_denial(actor, attempted, "audit_log:-", "audit.forbidden")
+            raise Forbidden("audit.forbidden", params={"roles": sorted(roles)})
+
+    def audit_entries(self, actor: Principal = SYSTEM, *, actor_filter: str | None = None, object: str | None = None,
+                      action: str | None = None, since: str | None = None, until: str | None = None,
+                      after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """A page of audit entries in chain order: ``{items, next_after}`` (pass ``next_after``
+        as ``after`` for the next page). Filters: the acting user, the object (``type:id`` or an
+        id), the action (exact, or a prefix ``record.*``), ``since`` (inclusive) and ``until``
+        (exclusive) as ISO-8601 instants with a zone. Needs one of ``settings.audit_roles``;
+        a refusal is itself audited (``access.denied``)."""
+        from engine.security import auditlog
+
+        self._check_auditor(actor, "audit.read")
+        where = auditlog.parse_filter(actor_filter, object, action, since, until)
+        return auditlog.query(self.db, where, after=after, limit=limit)
+
+    def export_audit(self, actor: Principal = SYSTEM, *, actor_filter: str | None = None, object: str | None = None,
+                     action: str | None = None, since: str | None = None, until: str | None = None) -> Iterator[str]:
+        """The matching audit entries as JSON Lines, streamed in batches; an unfiltered export
+        carries the whole chain and can be checked offline (``auditlog.verify_lines``). The
+        export itself is audited (``audit.export``). Needs one of ``settings.audit_roles``."""
+        from engine.security import auditlog
+
+        self._check_auditor(actor, "audit.export")
+        where = auditlog.parse_filter(actor_filter, object, action, since, until)
+        with self.db.transaction() as session:
+            session.add(AuditRow(at=self.clock.now(), actor=actor.id, action="audit.export", object_type="audit_log",
+                                 object_id="-", detail=dumps({"actor": actor_filter, "object": object, "action": action,
+                                                              "since": since, "until": until})))
+        return auditlog.export(self.db, where)
+
+    def audit_denial(self, principal: Principal, action: str, object: str, reason: str) -> None:
+        """Record a permission denial (``access.denied``) in a transaction of its own: the
+        refused operation's transaction rolls back. ``object`` is ``type:id``."""
+        from engine.security.auditlog import audit_denial
+
+        with self.db.transaction() as session:
+            audit_denial(session, principal, action, object, reason, self.clock.now())
+
+    def _sensitive_forms(self) -> set[str]:
+        """Keys of forms with a sensitive field in some version."""
+        from engine.store.models import DefinitionRow
+
+        with self.db.read() as session:
+            keys = set(session.scalars(select(DefinitionRow.key).where(DefinitionRow.kind == "form")))
+        return {key for key in keys if any(self.vault.has_sensitive(spec, key) for spec in self.registry.form_versions(key))}
+
+    def sensitive_forms_without_key(self) -> list[str]:
+        """Forms with sensitive fields, when no master key is configured in production mode
+        (``lowcode serve`` refuses to start then); empty otherwise."""
+        if self.vault.cipher.keys.available:
+            return []
+        return sorted(self._sensitive_forms())
+
+    def key_status(self) -> Any:
+        """Sealed values and blind-index rows per master key id (``KeyStatus``)."""
+        from engine.security.rotation import status
+
+        return status(self.db, self.vault, self.registry.form, self._sensitive_forms())
+
+    def rotate_keys(self, actor: Principal = SYSTEM, *, batch: int = 500) -> Any:
+        """Re-seal every sensitive value under the active master key, ``batch`` records per
+        transaction, one ``keys.rotate`` audit entry per batch (``RotationResult``). Run again
+        after an interruption: it continues where it stopped."""
+        from engine.security.rotation import rotate
+
+        return rotate(self.db, self.vault, self.registry.form, self._sensitive_forms(), self.clock, actor.id, batch=batch)
+
     def retry_dead_letter(self, message_id: int, actor: Principal = SYSTEM, language: str = "en") -> dict[str, Any]:
         """Send a dead message back to the queue (pending, due now, attempts reset); audited.
         Raises :class:`NotFound` or :class:`Conflict` (``outbox.not_dead``)."""
@@ -836,7 +975,7 @@ class _BulkImport:
     def __init__(self, engine: Engine, actor: Principal) -> None:
         from engine.forms.bulk import BulkSubmitter
 
-        self._bulk = BulkSubmitter(engine.db, engine.registry, engine.clock, actor)
+        self._bulk = BulkSubmitter(engine.db, engine.registry, engine.clock, actor, vault=engine.vault)
 
     def open_session(self, form_key: str, *, all_or_nothing: bool) -> Any:
         return self._bulk.session(form_key, all_or_nothing=all_or_nothing)
@@ -855,8 +994,9 @@ class _OneByOneImport:
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
         from engine.imports.runner import AMBIGUOUS
 
+        lookup = self._engine.vault.lookup(self._engine.registry.form(form_key), form_key, field, value)
         with self._engine.db.read() as session:
-            ids = record_store.find_ids(session, form_key, field, value, limit=2)
+            ids = record_store.find_ids(session, form_key, field, lookup, limit=2)
         if len(ids) > 1:
             return AMBIGUOUS
         return ids[0] if ids else None
@@ -1012,9 +1152,10 @@ def _instance_summary(instance: InstanceRow) -> dict[str, Any]:
     }
 
 
-def _record_view(row: RecordRow, instances: list[InstanceRow]) -> dict[str, Any]:
+def _record_view(row: RecordRow, instances: list[InstanceRow], data: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
-        "id": row.id, "form": row.form_key, "form_version": row.form_version, "data": loads(row.data),
+        "id": row.id, "form": row.form_key, "form_version": row.form_version,
+        "data": loads(row.data) if data is None else data,
         "row_version": row.row_version, "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(), "created_by": row.created_by,
         "instances": [_instance_summary(instance) for instance in instances],

@@ -235,6 +235,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "outbox.dns_failed": {"en": "Host {host} could not be resolved", "zh-CN": "无法解析主机 {host}"},
     "outbox.url_invalid": {"en": "The endpoint URL cannot be read", "zh-CN": "端点 URL 无法解析"},
     "outbox.url_scheme": {"en": "Only http and https endpoints are allowed, not {scheme}", "zh-CN": "端点只允许 http 或 https，不允许 {scheme}"},
+    # audit log API (engine.security.auditlog)
+    "audit.forbidden": {"en": "Reading the audit log needs one of the roles {roles}", "zh-CN": "读取审计日志需要以下角色之一：{roles}"},
+    "audit.exported": {"en": "Exported {count} audit entries to {file}", "zh-CN": "已导出 {count} 条审计记录到 {file}"},
+    # encryption at rest (engine.security.crypto, engine.security.keyring)
+    "crypto.key_missing": {"en": "No master key is configured (LOWCODE_MASTER_KEY or LOWCODE_MASTER_KEY_FILE): sensitive fields cannot be sealed or opened in production mode", "zh-CN": "未配置主密钥（LOWCODE_MASTER_KEY 或 LOWCODE_MASTER_KEY_FILE）：生产模式下无法加密或解密敏感字段"},
+    "crypto.bad_key": {"en": "The master key configuration cannot be used: {reason}", "zh-CN": "主密钥配置无法使用：{reason}"},
+    "crypto.unknown_key": {"en": "A value is sealed with key {kid}, which is not in the key ring", "zh-CN": "某个值由密钥 {kid} 加密，但密钥环中没有该密钥"},
+    "crypto.integrity_failed": {"en": "The sealed value of {field} in record {record} does not open: it was altered or does not belong to this record and field", "zh-CN": "记录 {record} 中 {field} 的加密值无法解密：它被篡改，或不属于该记录和字段"},
+    "crypto.production_without_key": {"en": "Production mode: forms {forms} have sensitive fields and no master key is configured; refusing to start", "zh-CN": "生产模式：表单 {forms} 含敏感字段但未配置主密钥，拒绝启动"},
+    "definition.sensitive_ref": {"en": "Field {field} refers to another record and cannot be sensitive (references are checked by value)", "zh-CN": "字段 {field} 引用其他记录，不能设为敏感字段（引用按值检查）"},
+    "record.reserved_value": {"en": "An object with the keys $sealed, kid, nonce and ct is reserved for sealed values", "zh-CN": "含 $sealed、kid、nonce 和 ct 键的对象保留给加密值使用"},
+    "keys.rotated": {"en": "Re-sealed {records} records under key {kid}; {remaining} values remain under other keys", "zh-CN": "已用密钥 {kid} 重新加密 {records} 条记录；仍有 {remaining} 个值使用其他密钥"},
     "outbox.url_credentials": {"en": "An endpoint URL may not contain a user name or password", "zh-CN": "端点 URL 不得包含用户名或密码"},
     "outbox.host_not_allowed": {"en": "Host {host} is not on the outbound allow-list", "zh-CN": "主机 {host} 不在出站白名单中"},
     "outbox.address_not_allowed": {"en": "Host {host} leads to address {address}, which outgoing requests may not reach", "zh-CN": "主机 {host} 指向地址 {address}，出站请求不允许访问该地址"},

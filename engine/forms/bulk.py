@@ -100,12 +100,15 @@ def prepare_submission(spec: FormSpec, data: Any) -> tuple[dict[str, Any], list[
 class BulkSubmitter:
     """Opens bulk sessions on one database for one actor."""
 
-    def __init__(self, db: Database, registry: Any, clock: Clock, actor: Principal = SYSTEM) -> None:
+    def __init__(self, db: Database, registry: Any, clock: Clock, actor: Principal = SYSTEM, *,
+                 vault: Any = None) -> None:
         self._db = db
         self._registry = registry
         self._clock = clock
         self._actor = actor
         self._tables = _Tables(db)
+        self._vault = vault
+        """Seals sensitive fields (engine.security.vault.Vault); None only for forms without any."""
 
     @contextmanager
     def session(self, form_key: str, *, all_or_nothing: bool = False,
@@ -114,7 +117,7 @@ class BulkSubmitter:
         nothing, finished with ``commit=True``). ``background`` writes each batch in a thread
         while the next one is checked (not with ``all_or_nothing``)."""
         session = BulkSession(self._db, self._registry, self._clock, self._actor, self._tables, form_key,
-                              all_or_nothing=all_or_nothing, background=background)
+                              all_or_nothing=all_or_nothing, background=background, vault=self._vault)
         try:
             yield session
         finally:
@@ -125,7 +128,8 @@ class BulkSession:
     """Adds records of one form: :meth:`prefetch`, :meth:`add` each record, :meth:`flush`."""
 
     def __init__(self, db: Database, registry: Any, clock: Clock, actor: Principal, tables: _Tables,
-                 form_key: str, *, all_or_nothing: bool, background: bool = True) -> None:
+                 form_key: str, *, all_or_nothing: bool, background: bool = True, vault: Any = None) -> None:
+        self._vault = vault
         self._db = db
         self._registry = registry
         self._clock = clock
@@ -222,6 +226,8 @@ class BulkSession:
         not prefetched is asked when needed."""
         self._begin_batch()
         for (form, field), values in lookups.items():
+            if field in self._sensitive(form):
+                continue  # looked up by blind index in find_ids
             texts = {text for text in map(lookup_text, values)
                      if text is not None and (form, field, text) not in self._found}
             if texts:
@@ -277,6 +283,8 @@ class BulkSession:
         """Up to two ids of records of ``form`` whose top-level ``field`` equals ``value`` (as
         `Engine.find_record_id` compares), oldest first, counting records added in this batch."""
         self._begin_batch()
+        if field in self._sensitive(form):
+            return self._find_sensitive(form, field, value)
         text = lookup_text(value)
         if text is None:
             return []
@@ -292,6 +300,32 @@ class BulkSession:
                         break
         return ids
 
+    def _sensitive(self, form: str) -> frozenset[str]:
+        """The top-level sensitive fields of ``form`` (blind-indexed)."""
+        if self._vault is None:
+            return frozenset()
+        spec = self.spec if form == self.form_key else self._registry.form(form)
+        fields: frozenset[str] = self._vault.top_fields(spec, form)
+        return fields
+
+    def _find_sensitive(self, form: str, field: str, value: Any) -> list[str]:
+        """`find_ids` on a sensitive field: by its digests under every key, and in the batches not
+        written yet by the active key's digest (the one `add` indexes them under)."""
+        digests = self._vault.cipher.index_digests(form, field, value)
+        if not digests:
+            return []
+        ids = list(self._reader().scalars(
+            select(RecordValueRow.record_id).where(RecordValueRow.form_key == form, RecordValueRow.field == field,
+                                                   RecordValueRow.key_id.is_not(None), RecordValueRow.value.in_(digests))
+            .order_by(RecordValueRow.id).limit(2)))
+        if form == self.form_key and len(ids) < 2:
+            for record_id in (*self._inflight_ids(field, digests[0]), *self._pending_index(field).get(digests[0], ())):
+                if record_id not in ids:
+                    ids.append(record_id)
+                    if len(ids) == 2:
+                        break
+        return ids
+
     def _inflight_ids(self, field: str, text: str) -> list[str]:
         """Ids of the batch being written in the background whose ``field`` has this lookup text."""
         batch = self._inflight_batch
@@ -300,7 +334,7 @@ class BulkSession:
         index = self._inflight_index.get(field)
         if index is None:
             index = {}
-            for record_id, _, name, value in batch.rows["record_values"]:
+            for record_id, _, name, value, _kid in batch.rows["record_values"]:
                 if name == field:
                     index.setdefault(value, []).append(record_id)
             self._inflight_index[field] = index
@@ -312,7 +346,7 @@ class BulkSession:
         index = self._pending_values.get(field)
         if index is None:
             index = {}
-            for record_id, _, name, text in self._rows["record_values"]:
+            for record_id, _, name, text, _kid in self._rows["record_values"]:
                 if name == field:
                     index.setdefault(text, []).append(record_id)
             self._pending_values[field] = index
@@ -365,26 +399,42 @@ class BulkSession:
                 return None, [Issue("", "process.stuck", {"reason": str(exc)})]
             process_rows = collector.added
 
+        stored, blind, sensitive = computed, [], frozenset()
+        if self._vault is not None:
+            try:
+                stored, blind, sensitive = self._vault.for_storage(spec, record_id, computed)
+            except EngineError as exc:  # an envelope-shaped input
+                return None, list(exc.issues)
         tables = self._tables
         rows = self._rows
         self._marks.append(tuple(map(len, rows.values())))
         at = tables.timestamp(now)
         form_key = self.form_key
         actor = self._actor.id
-        rows["records"].append((record_id, form_key, spec.version, fast_dumps(computed), 1, at, at, actor))
+        rows["records"].append((record_id, form_key, spec.version, fast_dumps(stored), 1, at, at, actor))
         values = rows["record_values"]
         for field, value in computed.items():
+            if sensitive and field in sensitive:
+                continue
             cls = value.__class__
             if cls is str:
                 if len(value) <= MAX_LOOKUP_VALUE:
-                    values.append((record_id, form_key, field, value))
+                    values.append((record_id, form_key, field, value, None))
                 continue
             text = str(value) if cls is int and -_EXACT_INT < value < _EXACT_INT else lookup_text(value)
             if text is not None:
-                values.append((record_id, form_key, field, text))
+                values.append((record_id, form_key, field, text, None))
+        for field, kid, digest in blind:
+            values.append((record_id, form_key, field, digest, kid))
         indexed = self._pending_values
         if indexed:
+            digests = {field: digest for field, _kid, digest in blind}
             for field, by_text in indexed.items():
+                if field in sensitive:
+                    text = digests.get(field)
+                    if text is not None:
+                        by_text.setdefault(text, []).append(record_id)
+                    continue
                 value = computed.get(field)
                 if value is not None:
                     text = lookup_text(value)
@@ -632,6 +682,11 @@ class _Batch:
                 connection.exec_driver_sql(tables.sql[name], chain_rows(connection, batch))
             else:
                 connection.exec_driver_sql(tables.sql[name], batch)
+            if name == "outbox":  # the event feed numbers them under the same lock (engine.insight.events)
+                from engine.insight.events import append_raw, is_event
+
+                append_raw(connection, [(row[0], row[1], row[2], row[5]) for row in batch if is_event(row[6])],
+                           "?" if connection.dialect.paramstyle == "qmark" else "%s")
 
 
 class _Rollback(Exception):
@@ -681,12 +736,7 @@ class _StartRunner(Runner):
 
 _OWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "records": ("id", "form_key", "form_version", "data", "row_version", "created_at", "updated_at", "created_by"),
-    "record_values": ("record_id", "form_key", "field", "value"),
-            if name == "outbox":  # the event feed numbers them under the same lock (engine.insight.events)
-                from engine.insight.events import append_raw, is_event
-
-                append_raw(connection, [(row[0], row[1], row[2], row[5]) for row in batch if is_event(row[6])],
-                           "?" if connection.dialect.paramstyle == "qmark" else "%s")
+    "record_values": ("record_id", "form_key", "field", "value", "key_id"),
     "changes": ("entity", "entity_id", "scope", "at"),
     "audit_log": ("at", "actor", "action", "object_type", "object_id", "detail"),
     "outbox": ("topic", "dedup_key", "payload", "status", "attempts", "created_at", "channel"),

@@ -72,6 +72,9 @@ class RecordValueRow(Base):
     form_key: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(128))
     value: Mapped[str] = mapped_column(String(255))
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """None: ``value`` is the field's lookup text. Otherwise the field is sensitive and ``value``
+    is its blind index, the HMAC-SHA256 (hex) under this master key (engine.security.crypto)."""
 
 
 class InstanceRow(Base):
