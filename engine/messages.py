@@ -247,6 +247,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "definition.sensitive_ref": {"en": "Field {field} refers to another record and cannot be sensitive (references are checked by value)", "zh-CN": "字段 {field} 引用其他记录，不能设为敏感字段（引用按值检查）"},
     "record.reserved_value": {"en": "An object with the keys $sealed, kid, nonce and ct is reserved for sealed values", "zh-CN": "含 $sealed、kid、nonce 和 ct 键的对象保留给加密值使用"},
     "keys.rotated": {"en": "Re-sealed {records} records under key {kid}; {remaining} values remain under other keys", "zh-CN": "已用密钥 {kid} 重新加密 {records} 条记录；仍有 {remaining} 个值使用其他密钥"},
+    "events.forbidden": {"en": "The event feed needs one of the roles {roles}", "zh-CN": "读取事件流需要以下角色之一：{roles}"},
+    "definition.unknown_profile": {"en": "No profile named {profile}", "zh-CN": "不存在名为 {profile} 的客户视图定义"},
     "outbox.url_credentials": {"en": "An endpoint URL may not contain a user name or password", "zh-CN": "端点 URL 不得包含用户名或密码"},
     "outbox.host_not_allowed": {"en": "Host {host} is not on the outbound allow-list", "zh-CN": "主机 {host} 不在出站白名单中"},
     "outbox.address_not_allowed": {"en": "Host {host} leads to address {address}, which outgoing requests may not reach", "zh-CN": "主机 {host} 指向地址 {address}，出站请求不允许访问该地址"},
@@ -274,8 +276,6 @@ def render_message(code: str, params: Mapping[str, Any], language: str) -> str:
         return code
     template = entry.get(language) or entry["en"]
     shown = {key: _show(value) for key, value in params.items()}
-    "events.forbidden": {"en": "The event feed needs one of the roles {roles}", "zh-CN": "读取事件流需要以下角色之一：{roles}"},
-    "definition.unknown_profile": {"en": "No profile named {profile}", "zh-CN": "不存在名为 {profile} 的客户视图定义"},
     if "format" in params:
         shown["format_zh"] = FORMAT_NAMES_ZH.get(str(params["format"]), str(params["format"]))
     try:

@@ -291,9 +291,6 @@ class IdempotencyKeyRow(Base):
     for submissions, whose retry answers the record as stored."""
 
 
-class ApiTokenRow(Base):
-    """An API token (engine.security.tokens): only the SHA-256 of the secret is kept, so the
-    table cannot be turned back into credentials."""
 class RecordTagRow(Base):
     """A tag a record carries now (engine.insight): one row per record and tag that is on."""
 
@@ -337,6 +334,9 @@ class EventRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ApiTokenRow(Base):
+    """An API token (engine.security.tokens): only the SHA-256 of the secret is kept, so the
+    table cannot be turned back into credentials."""
 
     __tablename__ = "api_tokens"
     __table_args__ = (UniqueConstraint("token_hash"),)
