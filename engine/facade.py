@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, clock_from_setting
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
@@ -81,7 +81,7 @@ class Engine:
     def __init__(self, database_url: str | None = None, *, clock: Clock | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.db = Database(database_url or self.settings.database_url)
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or clock_from_setting(self.settings.clock, production=self.settings.production)
         self.registry = DefinitionRegistry(self.db, self.clock)
         self.vault = Vault(FieldCipher(KeySource(self.settings.encryption)))
         """Seals, opens and blind-indexes sensitive fields (engine.security.vault)."""
