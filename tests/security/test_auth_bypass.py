@@ -19,26 +19,27 @@ import pytest
 
 pytest.importorskip("engine.security.authentication", reason="bearer authentication (engine.security.authentication) has not landed")
 
-from tests.security.conftest import ADMIN, CUSTOMER, assert_refused  # noqa: E402
+from tests.security.conftest import MODELER, assert_refused  # noqa: E402
 
 PROTECTED = "/api/v1/definitions"
 
 
 @pytest.fixture(scope="module")
-def untrusting(shared_bank: Any) -> Any:
-    """The shared bank app with X-User/X-Roles *not* trusted, as a deployment without a gateway."""
-    from fastapi.testclient import TestClient
+def untrusting(plain_client: Any) -> Any:
+    """The plain engine's app with one form and record, then with X-User/X-Roles *not* trusted,
+    as a deployment without a gateway; and an admin API token."""
+    engine = plain_client.app.state.engine
+    assert plain_client.post("/api/v1/definitions", headers=MODELER, json=NOTE).status_code in (200, 201)
+    record = plain_client.post("/api/v1/forms/note/records", json={"text": "hello"}).json()
+    trusted = engine.settings
+    engine.settings = dataclasses.replace(trusted, trust_identity_headers=False)
+    token = engine.create_token("admin-1", ["admin"]).token
+    yield plain_client, record["id"], token
+    engine.settings = trusted
 
-    from engine.api.app import create_app
 
-    trusted = shared_bank.settings
-    with TestClient(create_app(shared_bank), headers=ADMIN) as trusting:
-        record = trusting.post("/api/v1/forms/customer/records", json=CUSTOMER).json()
-    shared_bank.settings = dataclasses.replace(trusted, trust_identity_headers=False)
-    token = shared_bank.create_token("admin-1", ["admin"]).token
-    with TestClient(create_app(shared_bank)) as client:
-        yield client, record["id"], token
-    shared_bank.settings = trusted
+NOTE = {"kind": "form", "key": "note", "title": "Note",
+        "schema": {"type": "object", "properties": {"text": {"type": "string"}}}}
 
 
 def _raw(app: Any, method: str, path: str, query: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None
@@ -73,7 +74,7 @@ def _assert_unauthenticated(status: int, headers: dict[str, str], body: bytes, a
     if status == 401:
         assert errors[0]["code"].startswith("auth."), errors
         assert headers["www-authenticate"].startswith('Bearer realm="lowcode"')
-    assert b"items" not in body and b"company_name" not in body
+    assert b"items" not in body and b"hello" not in body
 
 
 RAW_PATHS = [
