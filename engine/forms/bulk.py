@@ -45,6 +45,7 @@ from sqlalchemy.orm import Mapper, Session
 
 from engine.clock import Clock
 from engine.errors import EngineError, Issue, NotFound, ValidationFailed
+from engine.forms.fills import apply_fills
 from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
 from engine.jsoncodec import MAX_NUMBER_DIGITS, MAX_NUMBER_EXPONENT, check_document, dumps
@@ -362,6 +363,22 @@ class BulkSession:
             self._query_records(form, {value})
         return value in self._known.get(form, ())
 
+    def _fill_source(self, form: str, record_id: str) -> dict[str, Any] | None:
+        """The data of a referenced record for `apply_fills`: committed, or accepted earlier in
+        this batch (as if committed, like every other check of the batch)."""
+        from engine.jsoncodec import loads
+
+        if record_id in self._pending_ids:
+            for row in self._rows["records"]:
+                if row[0] == record_id and row[1] == form:
+                    pending: dict[str, Any] = loads(row[3])
+                    return pending
+        stored = self._reader().get(RecordRow, record_id)
+        if stored is None or stored.form_key != form:
+            return None
+        found: dict[str, Any] = loads(stored.data)
+        return found
+
     # -- adding -----------------------------------------------------------------------------
 
     def add(self, data: Any) -> tuple[str | None, list[Issue]]:
@@ -369,6 +386,8 @@ class BulkSession:
         ``(record id, [])``, or ``(None, issues)`` and nothing is kept."""
         self._begin_batch()
         spec = self.spec
+        if spec.ref_fills:  # as Engine.submit: copied from the referenced records first
+            data = apply_fills(spec, data, self._fill_source)
         try:
             computed, issues = prepare_submission(spec, data)
         except EngineError as exc:  # not an object, or a value that cannot be stored

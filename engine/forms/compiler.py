@@ -97,6 +97,9 @@ def compile_form(
         elif ref["form"] != document["key"] and not form_exists(ref["form"]):
             issues.append(Issue(f"/refs/{field}/form", "definition.unknown_form", {"form": ref["form"]}))
         refs[field] = ref["form"]
+        for target in ref.get("fill", {}):
+            if target not in properties:
+                issues.append(Issue(f"/refs/{field}/fill/{target}", "definition.unknown_field", {"field": target}))
     sensitive = tuple(_sensitive_paths(schema, ()))
     for path in sensitive:
         if len(path) == 1 and path[0] in refs:
@@ -119,6 +122,7 @@ def compile_form(
         conditions=tuple(conditions),
         description=document.get("description"),
         sensitive=sensitive,
+        ref_fills={field: dict(ref["fill"]) for field, ref in document.get("refs", {}).items() if ref.get("fill")},
     )
     return spec, []
 

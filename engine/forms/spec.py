@@ -75,6 +75,9 @@ class FormSpec:
     ui: Mapping[str, Any] = field(default_factory=dict)
     conditions: tuple[FieldCondition, ...] = ()
     description: Any = None
+    ref_fills: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Reference field -> {this form's field: the referenced record's field} copied at creation
+    (engine.forms.fills)."""
     sensitive: tuple[tuple[str, ...], ...] = ()
     """Paths (property names; ``*`` for every array item) of the fields marked ``"sensitive":
     true``: sealed at rest (engine.security.crypto), every read of one audited."""

@@ -106,6 +106,20 @@ def test_a_large_flow_starts_a_risk_review_whose_outcome_raises_the_customer_ris
     assert topics.count("record.updated") == 1 and "instance.completed" in topics
 
 
+def test_the_credit_process_sees_the_raised_risk_level(insight: Engine) -> None:
+    request = {"current_limit": 1000000, "requested_limit": 1050000, "risk_rating": "low", "customer_risk_level": "low"}
+    customer = insight.submit("customer", {"company_name": "Acme Trading", "risk_level": "low"})["id"]
+    before = insight.submit("credit_limit_adjustment", {**request, "customer_id": customer})
+    assert (before["data"]["customer_risk_level"], before["instances"][0]["state"]) == ("low", "approved")
+    insight.submit("account_flow_alert", {"customer_id": customer, "amount": 5000000, "observed_on": "2024-05-01"})
+    [task] = insight.tasks(role="risk_officer")["items"]
+    insight.act(task["id"], "confirm", RISK, "Confirmed")
+    after = insight.submit("credit_limit_adjustment", {**request, "customer_id": customer})
+    assert after["data"]["customer_risk_level"] == "high"  # the server's copy, not the "low" sent
+    assert after["instances"][0]["state"] == "manager_review"  # no instant approval any more
+    assert before["data"]["customer_risk_level"] == insight.record(before["id"])["data"]["customer_risk_level"] == "low"
+
+
 def test_the_360_view_gathers_subsidiaries_links_and_aggregates(insight: Engine) -> None:
     person = insight.submit("person", {"full_name": "Li Wei"})["id"]
     parent = insight.submit("customer", {"company_name": "Parent Group", "legal_representative": person})["id"]
