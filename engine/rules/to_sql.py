@@ -328,11 +328,10 @@ class _Compiler:
             return kind, scale, [self.decimal(expr, scale) if expr.kind == "num" else "NULL" for expr in exprs]
         return kind, scale, [str(expr.sql) for expr in exprs]
 
-    def lazy_bail(self, pieces: list[tuple[str, str]]) -> str:
-        """``pieces`` are (guard, bail): a piece is evaluated only when its guard holds. Native
-        mode does not rely on the core's short-circuits: every piece counts."""
-        if self.mode == "native":
-            return _or(*(bail for _, bail in pieces))
+    @staticmethod
+    def lazy_bail(pieces: list[tuple[str, str]]) -> str:
+        """``pieces`` are (guard, bail): a piece is evaluated only when its guard holds. Both
+        evaluators short-circuit ``and``, ``or``, ``if`` and comparison chains."""
         return _or(*(_and(guard, bail) for guard, bail in pieces if bail != _FALSE))
 
 
@@ -448,8 +447,10 @@ def _comparison(operator: str) -> Callable[[_Compiler, Any, str], _Expr]:
         if len(args) not in (2, 3):
             raise NotCompilable(f"{operator} with other than two or three arguments")
         parts = [c.compile(arg, "value") for arg in args]
-        if any(part.kind != "num" for part in parts):
+        if any(part.kind not in ("num", "null") for part in parts):
             raise NotCompilable(f"{operator} over values that are not numbers")
+        if any(part.kind == "null" for part in parts):  # a field no row has: each row's own evaluator
+            return _bool(_FALSE, _TRUE)
         scale = max(part.scale for part in parts)
         sqls = [c.decimal(part, scale) for part in parts]
         tests = [f"({sqls[i]} {_COMPARE[operator]} {sqls[i + 1]})" for i in range(len(parts) - 1)]
@@ -557,6 +558,8 @@ def _in(c: _Compiler, raw: Any, want: str) -> _Expr:
     if not isinstance(raw, list) or len(raw) != 2:
         raise NotCompilable("in with other than two arguments")
     needle = c.compile(raw[0], "value")
+    if needle.kind == "null":  # a field no row has: each row's own evaluator
+        return _bool(_FALSE, _TRUE)
     if needle.kind not in ("str", "num"):
         raise NotCompilable("in with a needle that is not a string or a number")
     bail = _or(needle.bail, _is_null(needle))

@@ -1,0 +1,205 @@
+"""Where a backtest's history comes from: a CSV / JSON Lines file read through an import mapping
+(``engine/imports``) with an optional ``outcome`` section, or the stored records of a form with
+the route their process instances actually took.
+
+A backtest mapping is an import mapping plus::
+
+    "outcome": {"column": "approve", "values": {"1": "approved", "0": "rejected"},
+                "predicts": {"approved": "approved", "underwriting": "rejected"}}
+
+``values`` turns the outcome cell into a label (cells not listed are unknown and not compared);
+``predicts`` says which label each route of the candidate predicts (see
+:func:`engine.definitions.backtest.run_backtest`). Lookup fields (record ids found through
+another form) are not resolved: a backtest writes and reads no records for them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.definitions.backtest import HistoryRow
+from engine.errors import Issue, ValidationFailed
+from engine.forms.pipeline import run as run_pipeline
+from engine.forms.spec import FormSpec
+from engine.imports import (BadCell, ColumnField, ConstantField, ImportMapping, MappingError, SourceError,
+                            compile_mapping, convert_cell, convert_value, open_source)
+from engine.store.models import InstanceEventRow, InstanceRow, RecordRow
+from engine.workflow.spec import ProcessSpec, StateType
+
+
+@dataclass(frozen=True)
+class OutcomeSpec:
+    column: str
+    values: Mapping[str, str]
+    predicts: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class BacktestMapping:
+    mapping: ImportMapping
+    outcome: OutcomeSpec | None
+
+
+def compile_backtest_mapping(document: Any) -> BacktestMapping:
+    """Check a backtest mapping; raises :class:`ValidationFailed` with every issue."""
+    if not isinstance(document, dict):
+        raise ValidationFailed([Issue("", "request.not_object")])
+    body = {key: value for key, value in document.items() if key != "outcome"}
+    try:
+        mapping = compile_mapping(body)
+    except MappingError as exc:
+        raise ValidationFailed([Issue(issue.path, "import.bad_mapping", {"detail": issue.message})
+                                for issue in exc.issues]) from None
+    raw = document.get("outcome")
+    if raw is None:
+        return BacktestMapping(mapping, None)
+    issues: list[Issue] = []
+    if not isinstance(raw, dict) or set(raw) - {"column", "values", "predicts"}:
+        issues.append(Issue("/outcome", "backtest.bad_outcome", {"detail": "an object with column, values, predicts"}))
+    else:
+        if not isinstance(raw.get("column"), str) or not raw["column"]:
+            issues.append(Issue("/outcome/column", "backtest.bad_outcome", {"detail": "a column name"}))
+        for part in ("values", "predicts"):
+            value = raw.get(part)
+            if (part == "values" or value is not None) and not (
+                    isinstance(value, dict) and value and all(isinstance(item, str) for item in value.values())):
+                issues.append(Issue(f"/outcome/{part}", "backtest.bad_outcome", {"detail": "an object of labels"}))
+    if issues:
+        raise ValidationFailed(issues)
+    return BacktestMapping(mapping, OutcomeSpec(raw["column"], dict(raw["values"]), raw.get("predicts")))
+
+
+def read_history(path: Path, mapping: BacktestMapping, form: FormSpec, *, max_rows: int) -> tuple[list[HistoryRow], int]:
+    """The rows of ``path`` as ``HistoryRow``s (data run through the form's pipeline) and how
+    many of them the form would have refused as they are."""
+    import_mapping = mapping.mapping
+    if import_mapping.form != form.key:
+        raise ValidationFailed([Issue("/form", "import.bad_mapping",
+                                      {"detail": f"the mapping is for form {import_mapping.form}, not {form.key}"})])
+    fill = [_filler(spec, import_mapping.null_values, import_mapping.source.format == "jsonl")
+            for spec in import_mapping.fields]
+    outcome = mapping.outcome
+    rows: list[HistoryRow] = []
+    with_issues = 0
+    try:
+        with open_source(path, import_mapping.source) as source:
+            for row in source:
+                if row.problem is not None:
+                    with_issues += 1
+                    continue
+                if len(rows) >= max_rows:
+                    raise ValidationFailed([Issue("", "backtest.too_many_rows", {"limit": max_rows})])
+                data: dict[str, Any] = {}
+                bad = any(not step(row.cells, data) for step in fill)
+                computed = run_pipeline(form, data)
+                with_issues += bool(bad or computed.issues)
+                actual = None
+                if outcome is not None:
+                    cell = row.cells.get(outcome.column)
+                    actual = outcome.values.get(cell.strip() if isinstance(cell, str) else str(cell))
+                rows.append(HistoryRow(computed.data, actual))
+    except SourceError as exc:
+        raise ValidationFailed([Issue("", "import.bad_source", {"detail": str(exc)})]) from None
+    return rows, with_issues
+
+
+def inline_history(rows: Any, form: FormSpec, *, max_rows: int) -> tuple[list[HistoryRow], int]:
+    """``rows`` given in a request: a list of ``{"data": {...}, "actual": "label"?}``, each data
+    run through the form's pipeline like a file row."""
+    if not isinstance(rows, list):
+        raise ValidationFailed([Issue("/rows", "backtest.bad_rows", {"detail": "a list of {data, actual}"})])
+    if len(rows) > max_rows:
+        raise ValidationFailed([Issue("/rows", "backtest.too_many_rows", {"limit": max_rows})])
+    issues = [Issue(f"/rows/{index}", "backtest.bad_rows", {"detail": "an object {data, actual} with an object data"})
+              for index, row in enumerate(rows)
+              if not isinstance(row, dict) or set(row) - {"data", "actual"} or not isinstance(row.get("data"), dict)
+              or not isinstance(row.get("actual", ""), (str, type(None)))]
+    if issues:
+        raise ValidationFailed(issues[:50])
+    history: list[HistoryRow] = []
+    with_issues = 0
+    for row in rows:
+        computed = run_pipeline(form, row["data"])
+        with_issues += bool(computed.issues)
+        history.append(HistoryRow(computed.data, row.get("actual")))
+    return history, with_issues
+
+
+def _filler(spec: Any, nulls: frozenset[str], jsonl: bool) -> Callable[[Mapping[str, Any], dict[str, Any]], bool]:
+    """Fill one field from a row's cells as the importer converts it; False when the cell does
+    not convert (the field is left out). Lookups fill nothing."""
+    if isinstance(spec, ConstantField):
+        def constant(cells: Mapping[str, Any], data: dict[str, Any]) -> bool:
+            data[spec.target] = spec.value
+            return True
+        return constant
+    if not isinstance(spec, ColumnField):
+        return lambda cells, data: True
+    field_nulls = nulls | spec.null_values
+
+    def column(cells: Mapping[str, Any], data: dict[str, Any]) -> bool:
+        raw = cells.get(spec.column)
+        text = raw.strip() if isinstance(raw, str) else None
+        if raw is None or (text is not None and text.casefold() in field_nulls):
+            if spec.has_default:
+                data[spec.target] = spec.default
+            return True
+        try:
+            if spec.value_map is not None:
+                key = text if text is not None else str(raw)
+                if key not in spec.value_map:
+                    if spec.has_default:
+                        data[spec.target] = spec.default
+                        return True
+                    return False
+                data[spec.target] = spec.value_map[key]
+            elif text is not None:
+                data[spec.target] = text if spec.type == "string" else convert_cell(text, spec)
+            else:
+                data[spec.target] = convert_value(raw, spec)
+        except BadCell:
+            return False
+        return True
+
+    return column
+
+
+def stored_history(session: Session, form_key: str, process_key: str,
+                   process_for: Callable[[str, int], ProcessSpec | None],
+                   open_record: Callable[[RecordRow], dict[str, Any]], *, max_rows: int) -> list[HistoryRow]:
+    """The stored records of ``form_key``, each with the route its latest ``process_key``
+    instance actually took (the first state it reached that is not ``auto`` in its own version)
+    as the actual label; records without an instance have none. ``open_record`` gives a
+    record's data as rules see it (sensitive values opened)."""
+    records = session.execute(select(RecordRow).where(RecordRow.form_key == form_key)
+                              .order_by(RecordRow.created_at, RecordRow.id).limit(max_rows + 1)).scalars().all()
+    if len(records) > max_rows:
+        raise ValidationFailed([Issue("", "backtest.too_many_rows", {"limit": max_rows})])
+    instances: dict[str, InstanceRow] = {}
+    for instance in session.execute(select(InstanceRow).where(InstanceRow.process_key == process_key)
+                                    .order_by(InstanceRow.started_at, InstanceRow.id)).scalars():
+        instances[instance.record_id] = instance  # the latest one wins
+    wanted = {instance.id for instance in instances.values()}
+    events: dict[str, list[str]] = {}
+    steps = (select(InstanceEventRow.instance_id, InstanceEventRow.to_state)
+             .join(InstanceRow, InstanceRow.id == InstanceEventRow.instance_id)
+             .where(InstanceRow.process_key == process_key).order_by(InstanceEventRow.id))
+    for instance_id, to_state in session.execute(steps):
+        if instance_id in wanted and to_state:
+            events.setdefault(instance_id, []).append(to_state)
+    rows = []
+    for record in records:
+        instance = instances.get(record.id)
+        actual = None
+        if instance is not None:
+            spec = process_for(instance.process_key, instance.process_version)
+            reached = events.get(instance.id, []) + [instance.state]
+            actual = next((state for state in reached if spec is None or state not in spec.states
+                           or spec.states[state].type is not StateType.AUTO), instance.state)
+        rows.append(HistoryRow(open_record(record), actual, instance.started_by if instance else record.created_by))
+    return rows
