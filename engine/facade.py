@@ -35,6 +35,8 @@ from engine.security.vault import Vault, read_entry
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
+from engine.security.fields import check_filterable, check_writable, readable_view, redact_issues
+from engine.security.scope import instance_condition, record_condition, record_visible
 from engine.store import Database
 from engine.store import idempotency
 from engine.store.audit import AuditVerification
@@ -130,24 +132,32 @@ class Engine:
 
     def upload(self, document: Any, actor: Principal = SYSTEM) -> dict[str, Any]:
         """Validate, compile and store a definition: ``{kind, key, version, created}``.
-        Needs one of ``settings.definition_roles`` (the system itself always may)."""
-        if actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
+        Needs one of ``settings.definition_roles`` (the system itself always may); once a roles
+        definition is loaded, a role granting ``definitions.upload`` instead."""
+        access = self.access(actor)
+        if access.restricted:
+            if not access.may("definitions.upload"):
+                raise Forbidden("access.denied", params={"function": "definitions.upload"})
+        elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
             raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
         return self.registry.upload(document, actor.id).to_dict()
 
-    def load_dir(self, folder: Path | str, actor: Principal = SYSTEM) -> list[dict[str, Any]]:
-        """Upload every definition (``*.json`` with a known ``kind``) under ``folder``: forms
-        first (referenced forms before those that refer to them), then processes, then reports.
-        Stops at the first invalid file with :class:`DefinitionInvalid` whose paths are
-        prefixed by the file name."""
+    def load_dir(self, folder: Path | str, actor: Principal = SYSTEM, *,
+                 kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Upload every definition (``*.json`` with a known ``kind``, one of ``kinds`` if given)
+        under ``folder``: forms first (referenced forms before those that refer to them), then
+        processes, then reports, dashboards and roles. Stops at the first invalid file with
+        :class:`DefinitionInvalid` whose paths are prefixed by the file name."""
         documents: list[tuple[Path, dict[str, Any]]] = []
         for path in sorted(Path(folder).rglob("*.json")):
             try:
                 document = loads(path.read_bytes())
             except Exception:  # noqa: BLE001 - reported as the file's issue below
                 raise DefinitionInvalid([Issue(str(path), "request.invalid_json", {"reason": "cannot parse"})]) from None
-            if isinstance(document, dict) and document.get("kind") in _LOAD_ORDER:
+            if isinstance(document, dict) and document.get("kind") in _LOAD_ORDER and (
+                    kinds is None or document["kind"] in kinds):
                 documents.append((path, document))
+
         results = []
         for path, document in _dependency_order(documents):
             try:
@@ -235,6 +245,12 @@ class Engine:
     def _submit(self, form_key: str, data: Any, actor: Principal,
                 claim: idempotency.IdempotencyClaim | None) -> dict[str, Any]:
         spec = self._form(form_key)
+        access = self.access(actor)
+        if access.restricted:
+            if not access.may_submit(form_key):
+                raise Forbidden("access.submit_denied", params={"form": form_key})
+            if isinstance(data, dict):
+                check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
         computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
         with self.db.read() as session:
             issues += _missing_refs(session, spec, computed)  # reported with everything else
@@ -266,8 +282,13 @@ class Engine:
                 session.add(OutboxRow(topic="record.created", dedup_key=f"record.created:{record_id}",
                                       payload=dumps({"record": record_id, "form": form_key}), status="pending",
                                       attempts=0, created_at=now))
+                if access.restricted:
+                    session.flush()
+                    if not record_visible(session, access, record_id):  # a record one may not see, one may not create
+                        raise Forbidden("access.out_of_scope", params={"form": form_key})
                 if process is not None:
                     Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
+
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
         return self.record(record_id, actor)
@@ -294,8 +315,9 @@ class Engine:
         """
         if not _known_id(record_id):
             raise NotFound("record.not_found", params={"id": record_id[:64]})
+        access = self.access(actor)
         with self.db.read() as session:
-            if session.get(RecordRow, record_id) is None:
+            if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
                 raise NotFound("record.not_found", params={"id": record_id})
             _check_not_in_process(session, record_id)
         if if_match is None:
@@ -307,6 +329,7 @@ class Engine:
             row = session.get(RecordRow, record_id)
             if row is None:
                 raise NotFound("record.not_found", params={"id": record_id})
+            check_writable(row.form_key, changes, access)
             if row.row_version != if_match:
                 raise PreconditionFailed("record.version_mismatch", params={"current": row.row_version})
             form_key, form_version, stored = row.form_key, row.form_version, loads(row.data)
@@ -324,7 +347,7 @@ class Engine:
         with self.db.read() as session:
             issues += _missing_refs(session, spec, data)
         if issues:
-            raise ValidationFailed(issues)
+            raise ValidationFailed(redact_issues(form_key, issues, access))
         fields = changed_fields(stored, data)
         if not fields:
             return self.record(record_id, actor)
@@ -338,8 +361,13 @@ class Engine:
                 current = session.scalar(select(RecordRow.row_version).where(RecordRow.id == record_id))
                 raise PreconditionFailed("record.version_mismatch", params={"current": current})
             record_store.write_values(session, record_id, form_key, data, blind, sensitive)
+            if access.restricted:
+                session.flush()
+                if not record_visible(session, access, record_id):  # no moving a record out of one's own scope
+                    raise Forbidden("access.out_of_scope", params={"form": form_key})
             session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
             session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record",
+
                                  object_id=record_id, detail=dumps({"form": form_key, "version": form_version,
                                                                     "row_version": if_match + 1, "fields": fields})))
             session.add(OutboxRow(topic="record.updated", dedup_key=f"record.updated:{record_id}:{if_match + 1}",
@@ -359,6 +387,11 @@ class Engine:
                                    .where(RecordRow.id == record_id)).first()
         if head is None:
             raise NotFound("record.not_found", params={"id": record_id})
+        access = self.access(actor)
+        if access.restricted:
+            with self.db.read() as session:
+                if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
+                    raise NotFound("record.not_found", params={"id": record_id})
         audited = self.vault.has_sensitive(self.registry.form(head.form_key, head.form_version), head.form_key)
         with self.db.transaction() if audited else self.db.read() as session:
             row = session.get(RecordRow, record_id)
@@ -370,6 +403,7 @@ class Engine:
             if audited:
                 self._audit_reads(session, opened, actor)
             view = _record_view(row, list(instances), opened[0][1])
+            view["data"] = readable_view(row.form_key, view["data"], access)
         if not audited:
             self._audit_reads(None, opened, actor)
         return view
@@ -381,17 +415,25 @@ class Engine:
         each record returned with any of them appends a ``record.read_sensitive`` audit entry in
         the reading transaction."""
         spec = self._form(form_key)
+        access = self.access(actor)
+        view = access.form(form_key)
+        if view is None:
+            raise Forbidden("access.denied", params={"function": f"read {form_key}"})
+        if access.restricted:  # an unknown field and one the caller may not read get one answer
+            check_filterable(spec, list(filters or {}), access, known=[column.name for column in spec.columns])
         filters = {field: self.vault.lookup(spec, form_key, field, _filter_value(spec, field, value))
                    for field, value in (filters or {}).items()}
         offset, limit = _paging(offset, limit, 500)
         audited = self.vault.has_sensitive(spec, form_key)
         with self.db.transaction() if audited else self.db.read() as session:
-            rows, total = record_store.page(session, form_key, filters, offset, limit)
+            rows, total = record_store.page(session, form_key, filters, offset, limit,
+                                            where=record_condition(view, form_key, access))
             opened = self._open_rows(rows)
             if audited:
                 self._audit_reads(session, opened, actor)
-            page = {"items": [_record_view(row, [], data) for row, data, _ in opened], "total": total,
-                    "offset": offset, "limit": limit}
+            page = {"items": [_record_view(row, [], readable_view(form_key, data, access)) for row, data, _ in opened],
+                    "total": total, "offset": offset, "limit": limit}
+
         if not audited:
             self._audit_reads(None, opened, actor)
         return page
@@ -458,6 +500,9 @@ class Engine:
                      if actor is SYSTEM or (is_named(actor) and actor.roles & (self.settings.supervisor_roles | spec.staff_roles))}
             if actor is not SYSTEM:
                 query = query.where(_inbox_scope(session, actor, staff, set(specs)))
+                scoped = instance_condition(self.access(actor))  # and only of records in the caller's scope
+                if scoped is not None:
+                    query = query.where(scoped)
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(query.order_by(TaskRow.created_at.desc(), TaskRow.id).offset(offset).limit(limit)).all()
             items = []
@@ -518,6 +563,7 @@ class Engine:
                     return self._replay(session, earlier, actor)
         try:
             return self._operate(task_id=task_id, claim=claim, actor=actor,
+                                 step_grant=True,
                                  operation=lambda runner, instance, task, data: runner.act(instance, task, action, actor, comment, data))
         except IntegrityError:
             if claim is None:
@@ -530,7 +576,7 @@ class Engine:
 
     def claim_task(self, task_id: str, actor: Principal) -> dict[str, Any]:
         """Take a task offered to a role (a candidate group): from now on only ``actor`` may act."""
-        return self._operate(task_id=task_id, actor=actor,
+        return self._operate(task_id=task_id, actor=actor, step_grant=True,
                              operation=lambda runner, instance, task, data: runner.claim(instance, task, actor))
 
     def transfer_task(self, task_id: str, to_user: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
@@ -593,7 +639,7 @@ class Engine:
 
     def _operate(self, *, operation: Callable[..., Any], actor: Principal, task_id: str | None = None,
                  instance_id: str | None = None, claim: idempotency.IdempotencyClaim | None = None,
-                 named: bool = True) -> dict[str, Any]:
+                 named: bool = True, step_grant: bool = False) -> dict[str, Any]:
         """One runtime operation in one transaction: lock the instance, re-read the task under
         the lock, run, commit; return the instance as it now is, as ``actor`` may see it.
 
@@ -611,10 +657,12 @@ class Engine:
             raise NotFound("task.not_found", params={"id": task_id[:64]})
         if instance_id is not None and not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
+        access = self.access(actor)
         now = self.clock.now()
         try:
             with self.db.transaction() as session:
                 task = None
+
                 if task_id is not None:
                     task = session.get(TaskRow, task_id)
                     if task is None:
@@ -625,6 +673,10 @@ class Engine:
                 ).one_or_none()
                 if instance is None:
                     raise NotFound("instance.not_found", params={"id": instance_id})
+                if access.restricted and not record_visible(session, access, instance.record_id):
+                    # a case of a record outside the caller's scope does not exist for it
+                    raise NotFound("task.not_found" if task_id is not None else "instance.not_found",
+                                   params={"id": task_id if task_id is not None else instance_id})
                 if claim is not None:
                     earlier = idempotency.earlier(session, claim)  # a twin may have committed while we waited
                     if earlier is not None:
@@ -633,6 +685,8 @@ class Engine:
                     session.refresh(task)  # re-read after the lock: a racing action may have committed
                     if task.status != TaskStatus.OPEN.value:
                         raise Conflict("task.not_open", params={"status": task.status})
+                    if step_grant and not access.may_act(instance.process_key, task.state):
+                        raise Forbidden("access.act_denied", params={"process": instance.process_key, "state": task.state})
                 if instance.status != "active":
                     raise Conflict("instance.not_active", params={"status": instance.status})
                 spec = self.registry.process(instance.process_key, instance.process_version)
@@ -734,7 +788,11 @@ class Engine:
             view = view_of(spec, instance, tasks, events, actor, self.settings.supervisor_roles)
         if view is None:
             raise NotFound("instance.not_found", params={"id": instance.id})
+        access = self.access(actor)
+        if access.restricted and not record_visible(session, access, instance.record_id):
+            raise NotFound("instance.not_found", params={"id": instance.id})  # outside the caller's scope
         return spec, tasks, events, view
+
 
     def _view(self, session: Any, instance: InstanceRow, actor: Principal) -> dict[str, Any]:
         from engine.workflow.access import View
@@ -761,24 +819,35 @@ class Engine:
     # -- reports and imports -------------------------------------------------------------------
 
     def run_report(self, key: str, params: Mapping[str, Any] | None = None, *,
-                   language: str = "en") -> dict[str, Any]:
+                   language: str = "en", actor: Principal = SYSTEM) -> dict[str, Any]:
         """``{columns, rows, meta}``, including every write committed before the call.
 
         ``params`` are the report's query-time parameters as text (``{"period":
         "2019-01-01..2019-03-31"}``) and ``drill`` (``"dimension:value"``, a list for several
         levels); an unknown or ill-typed one raises :class:`ValidationFailed` (422). ``language``
-        picks tier and value labels. Task SLA breaches are judged at the engine clock's now."""
+        picks tier and value labels. Task SLA breaches are judged at the engine clock's now.
+
+        Once roles are loaded, ``actor`` needs a role granting the report (403
+        ``access.report_denied``); columns from fields it may not read in full are left out and
+        parameters on them refused (engine.security.report_access)."""
+        from engine.security.report_access import check_parameters, hidden_members, without_members
+
         spec = self.registry.report(key)
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
+        access = self.access(actor)
+        if not access.may_read_report(key):
+            raise Forbidden("access.report_denied", params={"key": key})
+        check_parameters(spec, params, access)
         started = time.perf_counter()
         try:
-            return run_report(self.mirror, spec, params, language=language, now=self.clock.now())
+            return without_members(run_report(self.mirror, spec, params, language=language, now=self.clock.now()),
+                                   hidden_members(spec, access))
         finally:
             self.metrics.report_ran(key, time.perf_counter() - started)
 
     def run_dashboard(self, key: str, params: Mapping[str, Any] | None = None, *,
-                      language: str = "en") -> dict[str, Any]:
+                      language: str = "en", actor: Principal = SYSTEM) -> dict[str, Any]:
         """Every report of a dashboard, in order, with the shared parameters:
         ``{dashboard, version, title, parameters, reports: [{report, title, result}]}``."""
         from engine.reports.dashboard import run_dashboard
@@ -786,11 +855,15 @@ class Engine:
         spec = self.registry.dashboard(key)
         if spec is None:
             raise NotFound("dashboard.not_found", params={"key": key})
-        return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language),
+        access = self.access(actor)
+        for item in spec.items:  # all or nothing: a dashboard with a report the caller may not read
+            if not access.may_read_report(item.report):
+                raise Forbidden("access.report_denied", params={"key": item.report})
+        return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language, actor=actor),
                              params, self.registry.report)
 
     def export_report(self, key: str, format: str = "json", params: Mapping[str, str] | None = None, *,
-                      language: str = "en") -> ReportExport:
+                      language: str = "en", actor: Principal = SYSTEM) -> ReportExport:
         """The report's result as ``json``, ``csv``, ``xlsx``, ``vega`` (Vega-Lite), ``png`` or
         ``svg``: bytes, media type and file name (engine.reports.exports). An unknown format is
         refused (``report.unknown_format``, 400) before the query runs."""
@@ -798,7 +871,8 @@ class Engine:
         spec = self.registry.report(key)
         if spec is None:
             raise NotFound("report.not_found", params={"key": key})
-        return export_result(spec, self.run_report(key, params, language=language), name, language,
+        return export_result(spec, self.run_report(key, params, language=language, actor=actor), name, language,
+
                              chart_max_rows=self.settings.reports.chart_max_rows)
 
     def run_import(self, form_key: str, source_path: Path | str, mapping_path: Path | str | None = None,
@@ -847,8 +921,13 @@ class Engine:
 
     def _check_outbox_staff(self, actor: Principal) -> None:
         roles = self.settings.outbox.staff_roles
-        if actor is not SYSTEM and not (actor.roles & roles):
+        access = self.access(actor)
+        if access.restricted:
+            if not access.may("outbox.manage"):
+                raise Forbidden("access.denied", params={"function": "outbox.manage"})
+        elif actor is not SYSTEM and not (actor.roles & roles):
             raise Forbidden("outbox.forbidden", params={"roles": sorted(roles)})
+
 
     def dead_letters(self, offset: int = 0, limit: int = 50, actor: Principal = SYSTEM,
                      language: str = "en") -> dict[str, Any]:

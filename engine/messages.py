@@ -93,7 +93,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "access.denied": {"en": "Your roles do not allow {function}", "zh-CN": "您的角色无权执行 {function}"},
     "access.submit_denied": {"en": "Your roles do not allow submitting {form}", "zh-CN": "您的角色无权提交 {form}"},
     "access.act_denied": {"en": "Your roles do not allow acting on step {state} of {process}", "zh-CN": "您的角色无权处理 {process} 的 {state} 环节"},
-    "access.report_denied": {"en": "No report named {key} that you may read", "zh-CN": "不存在您可查看的名为 {key} 的报表"},
+    "access.report_denied": {"en": "Your roles do not allow reading report {key}", "zh-CN": "您的角色无权查看报表 {key}"},
+    "access.out_of_scope": {"en": "The {form} record would be outside the records you may see", "zh-CN": "该 {form} 记录将超出您可查看的记录范围"},
+
     "task.not_found": {"en": "No task with id {id}", "zh-CN": "不存在 id 为 {id} 的任务"},
     "instance.not_found": {"en": "No process instance with id {id}", "zh-CN": "不存在 id 为 {id} 的流程实例"},
     "report.not_found": {"en": "No report named {key}", "zh-CN": "不存在名为 {key} 的报表"},

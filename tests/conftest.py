@@ -125,9 +125,18 @@ def token_for(engine: Engine) -> Callable[..., dict[str, str]]:
 
 @pytest.fixture
 def bank(engine: Engine) -> Engine:
-    """An engine with the bank example loaded."""
-    engine.load_dir(BANK)
+    """An engine with the bank example loaded, without its roles (callers are unrestricted;
+    tests/api/test_roles_bank.py loads them: the ``bank_roles`` fixture)."""
+    engine.load_dir(BANK, kinds=("form", "process", "report", "dashboard"))
     return engine
+
+
+@pytest.fixture
+def bank_roles(bank: Engine) -> Engine:
+    """The bank example with its roles (examples/bank/roles.json) in force."""
+    bank.load_dir(BANK, kinds=("roles",))
+    return bank
+
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def get_report(request: Request, key: str, format: str = "json", lang: str | Non
     report's own."""
     params = _query_params(request, _OUTPUT_PARAMS)
     language = negotiate_language(lang) if lang else language_of(request)
-    export = engine_of(request).export_report(key, format, params, language=language)
+    export = engine_of(request).export_report(key, format, params, language=language, actor=actor_of(request))
     return Response(export.content, media_type=export.media_type, headers=export_headers(export))
 
 
@@ -168,7 +168,8 @@ def get_dashboard(request: Request, key: str, lang: str | None = None) -> ExactJ
     """Each report's result, in the dashboard's order; query parameters are the shared ones."""
     language = negotiate_language(lang) if lang else language_of(request)
     params = _query_params(request, {"lang"})
-    return ExactJSONResponse(engine_of(request).run_dashboard(key, params, language=language))
+    return ExactJSONResponse(engine_of(request).run_dashboard(key, params, language=language, actor=actor_of(request)))
+
 
 
 def _query_params(request: Request, skip: set[str]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ and which fields it reads, sees masked or writes.
 
 Where field permissions live: in the roles definition, per role and form, not in the form.
 A form says what the data is (and is versioned with the records written under it); who may see
-it is a bank policy that changes on its own timetable (a new role, a reorganised branch) and is
+it is an organisation's policy that changes on its own timetable (a new role, a reorganised branch) and is
 owned by other people (security, not the analysts who model forms). Keeping every grant of a
 role in one document lets a reviewer read what a role can do in one place, lets the policy
 change without a new form version, and lets uploading it need its own grant. Permissions name

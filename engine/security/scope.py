@@ -1,0 +1,84 @@
+"""Object scopes as SQL: which records (and so which process instances and tasks) a principal
+may see. The condition is part of the query that pages and counts, so a total never counts a
+record the caller cannot see, and a record outside the scope is answered exactly like one that
+does not exist (404).
+
+A condition compares a record's indexed top-level value (``record_values``), or the record's
+submitter (``_created_by``), with the principal's id or attribute, exactly (no case folding);
+``via`` follows reference fields (``customer_id``: the referenced customer's value). A scope on
+a field that is sensitive (blind-indexed) matches nothing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.orm import aliased
+
+from engine.security.access import Access, FormAccess
+from engine.security.roles import CREATED_BY, ScopeCondition
+from engine.store.models import InstanceRow, RecordRow, RecordValueRow
+from engine.store.records import lookup_text
+
+
+def record_condition(view: FormAccess | None, form_key: str, access: Access) -> Any:
+    """A condition on :class:`RecordRow` (of ``form_key``) true for the records ``view``
+    admits; None when it admits every record."""
+    if view is None:
+        return false()
+    if view.scope is None:
+        return None
+    clauses = [clause for condition in view.scope
+               if (clause := _condition(condition, form_key, access)) is not None]
+    return or_(*clauses) if clauses else false()
+
+
+def _condition(condition: ScopeCondition, form_key: str, access: Access) -> Any:
+    wanted = condition.wanted(access.principal)
+    if wanted is None:
+        return None
+    if condition.field == CREATED_BY and not condition.via:
+        return RecordRow.created_by == wanted
+    if condition.field == CREATED_BY:
+        owner = aliased(RecordRow)
+        inner: Any = select(owner.id).where(owner.form_key == condition.form, owner.created_by == wanted)
+    else:
+        values = aliased(RecordValueRow)
+        inner = select(values.record_id).where(values.form_key == condition.form, values.field == condition.field,
+                                               values.value == lookup_text(wanted))
+    sources = [form_key] + [target for _ref, target in condition.via[:-1]]
+    for (ref, _target), source in reversed(list(zip(condition.via, sources))):
+        link = aliased(RecordValueRow)
+        inner = select(link.record_id).where(link.form_key == source, link.field == ref, link.value.in_(inner))
+    return RecordRow.id.in_(inner)
+
+
+def visible_records(access: Access) -> Any:
+    """``SELECT id FROM records`` of every record ``access`` may see (for instances and
+    tasks), or None when it may see every record."""
+    if not access.restricted:
+        return None
+    clauses = []
+    for form_key, view in sorted(access.forms.items()):
+        condition = record_condition(view, form_key, access)
+        clauses.append(RecordRow.form_key == form_key if condition is None
+                       else and_(RecordRow.form_key == form_key, condition))
+    return select(RecordRow.id).where(or_(*clauses) if clauses else false())
+
+
+def instance_condition(access: Access) -> Any:
+    """A condition on :class:`InstanceRow` true for the instances whose record ``access`` may
+    see; None: every instance."""
+    records = visible_records(access)
+    return None if records is None else InstanceRow.record_id.in_(records)
+
+
+def record_visible(session: Any, access: Access, record_id: str) -> bool:
+    """Whether the record ``record_id`` is one ``access`` may see (False when absent)."""
+    records = visible_records(access)
+    if records is None:
+        return session.get(RecordRow, record_id) is not None
+    return session.scalar(select(RecordRow.id).where(RecordRow.id == record_id, RecordRow.id.in_(records))) is not None
+
+
+__all__ = ["instance_condition", "record_condition", "record_visible", "visible_records"]
