@@ -1,7 +1,7 @@
 # lowcode-engine developer tasks.
 #
 #   make install   create .venv (python3.11, else python3) and install the project with its test extra
-#   make run       migrate, load examples/bank and serve on http://127.0.0.1:8000 (docs at /docs)
+#   make run       migrate, load examples/bank, print a new admin API token and serve on http://127.0.0.1:8000 (docs at /docs)
 #   make test      run the suite on SQLite, then again on PostgreSQL if LOWCODE_TEST_DATABASE_URL is set
 #   make bench     run benchmarks/run_all.sh
 #   make clean     remove build artefacts and caches; `make distclean` also removes .venv and var/
@@ -46,6 +46,10 @@ run: $(STAMP)
 	@echo "== database: $${LOWCODE_DATABASE_URL:-engine default (sqlite:///var/lowcode.db)} =="
 	$(LOWCODE) migrate
 	$(LOWCODE) load examples/bank
+	@token=$$($(LOWCODE) tokens create --user admin --roles admin --expires 7d --note "make run") && \
+	  echo "== development admin token (valid 7 days; shown once, \`lowcode tokens list\` lists them):" && \
+	  echo "   $$token" && \
+	  echo "   curl -H \"Authorization: Bearer $$token\" http://$(HOST):$(PORT)/api/v1/definitions"
 	$(LOWCODE) serve --host $(HOST) --port $(PORT)
 
 # Both runs always happen (when PostgreSQL is configured), so one report shows both databases.

@@ -332,6 +332,145 @@ def tokens_revoke(token_id: str = typer.Argument(..., help="The token's id (tok_
                   highlight=False)
 
 
+tokens_app = typer.Typer(help="API tokens: create (printed once), list, revoke.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(user: str = typer.Option(..., "--user", help="The user the token acts as"),
+                  roles: str = typer.Option("", "--roles", help="Comma-separated role names"),
+                  attr: list[str] = typer.Option([], "--attr", help="An attribute name=value (repeatable)"),
+                  expires: str = typer.Option("90d", "--expires",
+                                              help="never, a span (90m, 12h, 30d, 2w), a date or an ISO-8601 instant"),
+                  note: str = typer.Option("", "--note", help="What the token is for"),
+                  database_url: Optional[str] = DatabaseOption) -> None:
+    """Create an API token and print it on stdout, once: only its SHA-256 is stored.
+
+    The details (id, roles, expiry) go to stderr, so `TOKEN=$(lowcode tokens create ...)` works."""
+    from engine.errors import BadRequest
+    from engine.security.tokens import parse_expiry
+
+    engine = _engine(database_url)
+    attributes: dict[str, str] = {}
+    try:
+        for item in attr:
+            name, equals, value = item.partition("=")
+            if not equals:
+                raise BadRequest("token.bad_attribute", path="attributes")
+            attributes[name.strip()] = value
+        role_list = [role.strip() for role in roles.split(",") if role.strip()]
+        issued = engine.create_token(user, role_list, attributes, expires_at=parse_expiry(expires, engine.clock.now()),
+                                     note=note)
+    except EngineError as exc:
+        _fail(exc)
+        return
+    info = issued.info
+    sys.stdout.write(issued.token + "\n")
+    errors.print(f"token {info.id} for {info.user} (roles {', '.join(info.roles) or 'none'}), expires "
+                 f"{info.expires_at.isoformat() if info.expires_at else 'never'}: shown once, keep it secret",
+                 highlight=False)
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: bool = typer.Option(False, "--json", help="Print JSON lines"),
+                database_url: Optional[str] = DatabaseOption) -> None:
+    """Every API token (never the secrets): id, user, roles, attributes, times, state."""
+    engine = _engine(database_url)
+    now = engine.clock.now()
+    infos = engine.tokens()
+    if as_json:
+        for info in infos:
+            sys.stdout.write(dumps(info.to_dict()) + "\n")
+        return
+    table = Table("id", "user", "roles", "attributes", "created", "expires", "last used", "state", "note")
+
+    def stamp(value: Any) -> str:
+        return value.isoformat(timespec="seconds") if value else "-"
+
+    for info in infos:
+        state = ("revoked" if info.revoked_at else "expired" if info.expires_at and info.expires_at <= now else "active")
+        table.add_row(info.id, info.user, ",".join(info.roles), ",".join(f"{k}={v}" for k, v in info.attributes.items()),
+                      stamp(info.created_at), stamp(info.expires_at), stamp(info.last_used_at), state, info.note)
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str = typer.Argument(..., help="The token's id (tok_..., from `lowcode tokens list`)"),
+                  database_url: Optional[str] = DatabaseOption) -> None:
+    """Revoke a token: the next request with it is refused (401 auth.token_revoked)."""
+    try:
+        info = _engine(database_url).revoke_token(token_id)
+    except EngineError as exc:
+        _fail(exc)
+        return
+    console.print(f"token {info.id} of {info.user} revoked at {info.revoked_at.isoformat() if info.revoked_at else '?'}",
+                  highlight=False)
+
+
+def _refuse_sensitive_without_key(engine: Any) -> None:
+    """Production mode with sensitive fields and no master key: exit 2 before serving."""
+    from engine.messages import render_message
+
+    forms = engine.sensitive_forms_without_key()
+    if forms:
+        errors.print(f"[red]crypto.production_without_key[/red] "
+                     f"{render_message('crypto.production_without_key', {'forms': ', '.join(forms)}, 'en')}",
+                     highlight=False)
+        raise typer.Exit(code=2)
+
+
+@audit_app.command("export")
+def audit_export(out: Path = typer.Option(..., "--out", dir_okay=False, help="JSON Lines file to write"),
+                 database_url: Optional[str] = DatabaseOption) -> None:
+    """Write every audit entry, in chain order, as JSON Lines (each line with its prev_hash and
+    hash, so the file can be checked on its own)."""
+    from engine.messages import render_message
+
+    engine = _engine(database_url)
+    count = 0
+    with out.open("w", encoding="utf-8") as handle:
+        for line in engine.export_audit():
+            handle.write(line)
+            count += 1
+    console.print(render_message("audit.exported", {"count": count, "file": str(out)}, "en"), highlight=False)
+
+
+keys_app = typer.Typer(help="Master keys of sensitive fields (encryption at rest).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("status")
+def keys_status(database_url: Optional[str] = DatabaseOption) -> None:
+    """Show the key ring (the active key first) and, per key id, the sealed values and
+    blind-index rows stored under it."""
+    status = _engine(database_url).key_status()
+    table = Table("key id", "active", "sealed values", "index rows")
+    for kid in sorted(set(status.keys) | set(status.values) | set(status.index)):
+        table.add_row(kid, "yes" if kid == status.active else "", str(status.values.get(kid, 0)),
+                      str(status.index.get(kid, 0)))
+    console.print(table)
+    if status.plaintext:
+        console.print(f"{status.plaintext} values of sensitive fields are not sealed yet: run lowcode keys rotate")
+
+
+@keys_app.command("rotate")
+def keys_rotate(batch: int = typer.Option(500, min=1, max=100_000, help="Records per transaction"),
+                database_url: Optional[str] = DatabaseOption) -> None:
+    """Re-seal every sensitive value under the active key (add the new key to
+    LOWCODE_MASTER_KEY_FILE and name it active first; keep the old one until this is done).
+    Batched and resumable: run it again after an interruption."""
+    from engine.messages import render_message
+
+    engine = _engine(database_url)
+    result = engine.rotate_keys(batch=batch)
+    status = engine.key_status()
+    remaining = sum(count for kid, count in status.values.items() if kid != result.kid) + status.plaintext
+    console.print(render_message("keys.rotated", {"records": result.records, "kid": result.kid,
+                                                  "remaining": remaining}, "en"), highlight=False)
+    if remaining:
+        raise typer.Exit(code=3)
+
+
 def main() -> None:
     """The console entry: known failures become one clear line and exit code 2, not a traceback."""
     from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError

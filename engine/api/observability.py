@@ -1,10 +1,9 @@
 """HTTP side of operations: the request-id and metrics middleware, and the ``/health``,
 ``/ready`` and ``/metrics`` endpoints.
 
-``/metrics`` needs no principal for now: it shows counts, latencies and definition keys (route
-templates, process, state and report keys), never record data or ids. Until the security
-issue decides, keep it off public networks (scrape it on the internal interface, or let the
-reverse proxy refuse ``/metrics`` from outside)."""
+``/metrics`` needs a principal like every route but ``/health`` and ``/ready``
+(engine.api.authentication): it shows counts, latencies and definition keys (route templates,
+process, state and report keys), never record data or ids; scrape it with an API token."""
 from __future__ import annotations
 
 import logging
