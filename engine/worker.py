@@ -1,10 +1,12 @@
 """The background worker: fires due SLA timers and delivers the outbox, round after round.
 
 Run alone (``lowcode worker``) or as a thread inside ``lowcode serve``. Any number of workers
-may run against one PostgreSQL database: timers and outbox rows are claimed with
-``FOR UPDATE SKIP LOCKED`` and each effect commits with its status change, so work is shared
-and never done twice. State lives only in the database, so a restarted worker resumes where
-the last one stopped; timers that came due while nobody ran fire on the first round."""
+may run against one PostgreSQL database: timers and outbox rows are claimed for a lease with
+``FOR UPDATE SKIP LOCKED`` and each effect commits with its status change only while the row
+still carries that claim (``engine.workflow.timers``, ``engine.notify.delivery``), so work is
+shared and never done twice, even by a worker that stalled past its lease. State lives only in
+the database, so a restarted worker resumes where the last one stopped; timers that came due
+while nobody ran fire on the first round."""
 from __future__ import annotations
 
 import logging
@@ -52,6 +54,9 @@ class Worker:
             if result.timers.get("errors"):
                 for error in result.timers["errors"]:
                     log.error("timer failed: %s", error)
+            if result.timers.get("lost"):
+                log.warning("%s claimed timer(s) passed to another worker before firing (lease ended)",
+                            result.timers["lost"])
             if not result.busy:
                 self._stop.wait(self.interval)
 

@@ -8,6 +8,7 @@ key."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -136,6 +137,8 @@ def _scenario(engine: Engine, fleet: Any, receiver: Receiver) -> None:
 
 
 def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -> None:
+    started = time.monotonic()
+    seconds: dict[str, float] = {}
     applicant = ("clerk-7", "teller")
     customers = [client.call(i, "POST", "/forms/customer/records", applicant,
                              {"company_name": f"Example Trading {i} Co., Ltd.", "region": "Fujian", "risk_level": "low"})["id"]
@@ -149,9 +152,11 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         instances = list(pool.map(submit, range(APPLICATIONS)))
+        seconds["submissions"] = time.monotonic() - started
         # 2. Approvals of the cases that do not wait for their SLA.
         list(pool.map(lambda pair: _drive(client, *pair), enumerate(instances)))
     fleet.check_alive()
+    seconds["approvals"] = time.monotonic() - started
 
     # 3. The SLA cases: the reminder after 20 business hours, then escalation and breach at 24.
     waiting = [instance for index, instance in enumerate(instances) if ROUTES[index % 5] == "sla"]
@@ -165,6 +170,7 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
     _advance_and_wait(engine, fleet, fire_at["escalate"], {"reminded": len(waiting), "escalated": len(waiting),
                                                            "overdue": len(waiting)})
 
+    seconds["sla timers"] = time.monotonic() - started
     # 4. The branch head, added by the escalation, approves; then the branch review.
     def decide(pair: tuple[int, str]) -> None:
         index, instance_id = pair
@@ -174,6 +180,7 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         list(pool.map(decide, enumerate(waiting)))
 
+    seconds["escalated decisions"] = time.monotonic() - started
     # 5. Every notification goes out.
     def drained() -> bool:
         fleet.check_alive()
@@ -181,7 +188,9 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
             return _count(session, OutboxRow, OutboxRow.status == "pending") == 0
 
     poll(drained, timeout=120, what="the outbox to drain", every=0.5)
+    seconds["outbox drained"] = time.monotonic() - started
     _check(engine, instances, receiver)
+    print("scale-out: seconds since the first request:", {name: round(value, 1) for name, value in seconds.items()})
 
 
 def _advance_and_wait(engine: Engine, fleet: Any, instant: datetime, events: dict[str, int]) -> None:
