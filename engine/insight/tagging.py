@@ -22,7 +22,7 @@ from engine.insight.catalog import Catalog
 from engine.insight.compiler import AGG_VAR
 from engine.jsoncodec import dumps
 from engine.rules import RuleError
-from engine.store.models import OutboxRow, RecordRow, RecordTagRow, TagChangeRow
+from engine.store.models import ChangeRow, OutboxRow, RecordRow, RecordTagRow, TagChangeRow
 
 log = logging.getLogger(__name__)
 MAX_CAUSE = 160
@@ -101,6 +101,8 @@ def _recompute_one(session: Session, catalog: Catalog, row: RecordRow, tags: tup
                               payload=dumps({"record": row.id, "form": row.form_key, "tag": tag.key, "on": on,
                                              "cause": cause[:MAX_CAUSE]}),
                               status="pending", attempts=0, created_at=now, channel="event"))
+    if changes:  # the report mirror follows tags through the change sequence (``_tags.<tag>``)
+        session.add(ChangeRow(entity="tags", entity_id=row.id, scope=row.form_key, at=now))
     return changes
 
 

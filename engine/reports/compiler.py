@@ -49,7 +49,7 @@ from engine.reports.spec import (
     SourceKind,
     Tier,
 )
-from engine.reports.sources import RECORD_VIA, SOURCE_COLUMNS
+from engine.reports.sources import RECORD_VIA, SOURCE_COLUMNS, TAGS_VIA
 from engine.reports.charts import check_chart, compile_chart
 
 NUMERIC = frozenset({"integer", "decimal", "number"})
@@ -205,6 +205,10 @@ _PARAM_FITS: Mapping[str, frozenset[str]] = {
     "date": frozenset({"date", "date_range"}),
     "datetime": frozenset({"date", "date_range"}),
 }
+
+
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+"""A tag key, as ``_tags.<key>`` names it."""
 
 
 @dataclass
@@ -622,6 +626,13 @@ class _Compilation:
         column: MirrorColumn | None = None
         via: str | None = None
         target: str | None = None
+        if isinstance(name, str) and name.startswith(TAGS_VIA + ".") and _TAG_KEY.match(name[len(TAGS_VIA) + 1:]):
+            column = MirrorColumn(name[len(TAGS_VIA) + 1:], "boolean")
+            if column.type not in accepted:
+                self.issues.append(Issue(pointer, "definition.bad_field_type",
+                                         {"field": name, "actual": column.type, "expected": expected}))
+                return None
+            return FieldRef(column.name, column.type, None, TAGS_VIA, None)
         if isinstance(name, str) and "." in name:
             via, _, sub = name.partition(".")
             target = self._target(via)

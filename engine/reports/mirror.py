@@ -33,6 +33,8 @@ from engine.reports.settings import ReportSettings
 from engine.reports.sources import (
     INSTANCE_COLUMNS,
     INSTANCE_ENTITY,
+    TAGS_ENTITY,
+    TAGS_TABLE,
     INSTANCES_TABLE,
     TASK_COLUMNS,
     TASK_ENTITY,
@@ -40,7 +42,7 @@ from engine.reports.sources import (
 )
 from engine.store.database import Database
 from engine.security.crypto import strip_sealed
-from engine.store.models import ChangeRow, InstanceRow, RecordRow, TaskRow
+from engine.store.models import ChangeRow, InstanceRow, RecordRow, RecordTagRow, TaskRow
 
 RECORD_ENTITY = "record"
 DEFAULT_GAP_GRACE = timedelta(minutes=10)
@@ -385,6 +387,7 @@ class ReportMirror:
         scopes: dict[str, str] = {}
         instance_ids: set[str] = set()
         task_ids: set[str] = set()
+        tagged: set[str] = set()
         for change in changes:
             if change.entity == RECORD_ENTITY:
                 scopes[change.entity_id] = change.scope
@@ -392,6 +395,10 @@ class ReportMirror:
                 instance_ids.add(change.entity_id)
             elif change.entity == TASK_ENTITY:
                 task_ids.add(change.entity_id)
+            elif change.entity == TAGS_ENTITY:
+                tagged.add(change.entity_id)
+        if tagged:
+            self._apply_tags(sorted(tagged))
         if instance_ids or task_ids:
             self._apply_process_rows(sorted(instance_ids), sorted(task_ids))
         if not scopes:
@@ -425,6 +432,27 @@ class ReportMirror:
             )
             self._connection.execute(f"DROP TABLE IF EXISTS {table}")
             self._connection.execute(f"CREATE TABLE {table} ({definitions})")
+        self._connection.execute(f"DROP TABLE IF EXISTS {TAGS_TABLE}")
+        self._connection.execute(f'CREATE TABLE {TAGS_TABLE} ("record_id" VARCHAR, "tag" VARCHAR)')
+
+    def _apply_tags(self, record_ids: list[str]) -> None:
+        """Replace the mirrored tags of ``record_ids`` with the ones they carry now."""
+        rows: list[tuple[str, str]] = []
+        with self._database.read() as session:
+            for start in range(0, len(record_ids), _ID_CHUNK):
+                chunk = record_ids[start : start + _ID_CHUNK]
+                rows += [(row[0], row[1]) for row in session.execute(
+                    select(RecordTagRow.record_id, RecordTagRow.tag).where(RecordTagRow.record_id.in_(chunk)))]
+
+        def write() -> None:
+            self._connection.execute(
+                f'DELETE FROM {TAGS_TABLE} WHERE "record_id" IN (SELECT unnest(CAST(? AS VARCHAR[])))', [record_ids])
+            if rows:
+                self._connection.execute(
+                    f'INSERT INTO {TAGS_TABLE} SELECT unnest(CAST(? AS VARCHAR[])), unnest(CAST(? AS VARCHAR[]))',
+                    [[row[0] for row in rows], [row[1] for row in rows]])
+
+        self._in_transaction(write)
 
     def _apply_process_rows(self, instance_ids: list[str], task_ids: list[str]) -> None:
         """Replace the mirrored instances and tasks named by changes (rows gone are deleted)."""

@@ -33,7 +33,7 @@ from engine.reports.compiler import (
 )
 from engine.reports.mirror import ReportMirror
 from engine.reports.safety import ReportOverflow
-from engine.reports.sources import INSTANCES_TABLE, SOURCE_COLUMNS, TASKS_TABLE
+from engine.reports.sources import INSTANCES_TABLE, SOURCE_COLUMNS, TAGS_TABLE, TAGS_VIA, TASKS_TABLE
 from engine.reports.spec import Condition, Dimension, Duration, FieldRef, Measure, ReportSpec
 
 RESULT_DIGITS = 10
@@ -263,6 +263,8 @@ def _check_fields(spec: ReportSpec, mirror: ReportMirror) -> None:
     else:
         tables[None] = {column.name: column for column in SOURCE_COLUMNS[spec.source_kind]}
     for ref in _field_refs(spec):
+        if ref.via == TAGS_VIA:
+            continue  # a tag, not a column: always there (false for a tag nobody carries)
         key = ref.target if ref.via else None
         if key not in tables:
             tables[key] = mirror.columns(str(key))
@@ -342,6 +344,10 @@ class _Builder:
 
     def column(self, ref: FieldRef) -> str:
         """The SQL of a field, built anew at each use (a virtual column binds parameters)."""
+        if ref.via == TAGS_VIA:
+            record = '"s"."_id"' if self.context.spec.source_kind == "form" else '"s"."record_id"'
+            return (f"EXISTS (SELECT 1 FROM {TAGS_TABLE} AS \"t\" WHERE \"t\".\"record_id\" = {record}"
+                    f" AND \"t\".\"tag\" = '{ref.name}')")  # a checked key: [a-z][a-z0-9_]*
         if ref.via is not None:
             self.joins[ref.via] = str(ref.target)
             return f"{quote('j_' + ref.via)}.{quote(ref.name)}"

@@ -61,6 +61,13 @@ SOURCE_COLUMNS: dict[str, tuple[MirrorColumn, ...]] = {
     "instances": INSTANCE_COLUMNS,
     "tasks": TASK_COLUMNS + TASK_VIRTUAL,
 }
+TAGS_ENTITY = "tags"
+TAGS_TABLE = quote("_record_tags")
+TAGS_VIA = "_tags"
+"""``_tags.<tag>``: a boolean pseudo field, true for a record that carries the tag now
+(engine.insight keeps ``record_tags`` and appends a ``tags`` change whenever a record's tags
+change; the mirror follows it into ``_record_tags``). For a process source, the tags of the
+instance's record."""
 RECORD_VIA = "record"
 """The pseudo reference of a process source: ``record.<field>`` is a field of the instance's
 record."""
@@ -71,6 +78,9 @@ __all__ = [
     "INSTANCE_ENTITY",
     "RECORD_VIA",
     "SOURCE_COLUMNS",
+    "TAGS_ENTITY",
+    "TAGS_TABLE",
+    "TAGS_VIA",
     "TASKS_TABLE",
     "TASK_COLUMNS",
     "TASK_ENTITY",

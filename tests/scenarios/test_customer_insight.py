@@ -198,3 +198,15 @@ def test_a_restricted_role_sees_masked_fields_masked_in_the_360(insight: Engine)
     assert list(view["related"]) == ["complaint"]  # no grant on deposit accounts: neither records nor figures
     assert "average_balance" not in view["aggregates"] and "complaints_90d" in view["aggregates"]
     assert insight.record_360(customer)["record"]["data"]["uscc"] == "91350100M000100Y43"
+
+
+def test_tags_are_a_report_dimension(insight: Engine) -> None:
+    insight.load_dir(BANK, kinds=("report",))
+    rich = insight.submit("customer", {"company_name": "Rich Co", "region": "Fujian"})["id"]
+    insight.submit("customer", {"company_name": "Plain Co", "region": "Fujian"})
+    insight.submit("customer", {"company_name": "Far Co", "region": "Hainan"})
+    insight.submit("deposit_account", {"customer_id": rich, "product": "current", "average_balance": 9000000})
+    result = insight.run_report("customers_by_tag")
+    assert result["rows"] == [["Fujian", False, 1, 0], ["Fujian", True, 1, 1], ["Hainan", False, 1, 0]]
+    insight.submit("deposit_account", {"customer_id": rich, "product": "wealth_management", "average_balance": 1})
+    assert insight.run_report("customers_by_tag")["rows"][1] == ["Fujian", True, 1, 0]  # cross-sell went off
