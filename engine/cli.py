@@ -224,6 +224,63 @@ def report(key: str = typer.Argument(..., help="Report key"),
     console.print(table)
 
 
+@app.command()
+def backtest(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                         help="Candidate process definition, or {\"process\", \"form\"} JSON"),
+             data: Optional[Path] = typer.Option(None, "--data", exists=True, dir_okay=False,
+                                                 help="CSV or JSON Lines history; without it, the form's stored records"),
+             mapping: Optional[Path] = typer.Option(None, "--mapping", exists=True, dir_okay=False,
+                                                    help="Backtest mapping: an import mapping plus an optional outcome"),
+             as_json: bool = typer.Option(False, "--json", help="Print the JSON result"),
+             database_url: Optional[str] = DatabaseOption) -> None:
+    """Replay a candidate process's rule gates over history (nothing is stored): routes, gate
+    choices, agreement with what happened, rows decided in SQL and row by row."""
+    from engine.jsoncodec import loads
+
+    engine = _engine(database_url)
+    try:
+        document = loads(file.read_bytes())
+        bundle = isinstance(document, dict) and "process" in document and "kind" not in document
+        result = engine.backtest(document["process"] if bundle else document,
+                                 form=document.get("form") if bundle else None, data_path=data, mapping=mapping)
+    except EngineError as exc:
+        _fail(exc)
+        return
+    finally:
+        engine.close()
+    if as_json:
+        sys.stdout.write(dumps(result) + "\n")
+        return
+    _print_backtest(result)
+
+
+def _print_backtest(result: dict[str, Any]) -> None:
+    console.print(f"[bold]{result['process']}[/bold] over {result['rows']:,} rows of {result['form']} "
+                  f"({result['rows_with_issues']:,} the form would refuse as they are)", highlight=False)
+    routes = Table("route", "path", "rows", "predicts", title="Routes")
+    for route in result["routes"]:
+        routes.add_row(route["route"], " → ".join(route["path"]), f"{route['count']:,}", route["predicts"])
+    console.print(routes)
+    rules = Table("mode", "SQL rows", "row-by-row rows", "holds", "errors", title="Rules (SQL or row by row)")
+    rules.add_column("rule", overflow="fold")
+    for rule in result["rules"]:
+        rules.add_row(rule["mode"], f"{rule['sql_rows']:,}", f"{rule['row_rows']:,}",
+                      f"{rule['holds']:,}", f"{rule['errors']:,}", rule["rule"].removeprefix("/states/"))
+    console.print(rules)
+    comparison = result.get("comparison")
+    if comparison:
+        labels = sorted({label for counts in comparison["matrix"].values() for label in counts})
+        matrix = Table("route \\ actual", *labels, title=f"Agreement with {comparison['actual']}")
+        for route, counts in comparison["matrix"].items():
+            matrix.add_row(route, *[f"{counts.get(label, 0):,}" for label in labels])
+        console.print(matrix)
+        console.print(f"agreement: {comparison['agreement_pct']} % ({comparison['agreed']:,} of "
+                      f"{comparison['compared']:,}; {comparison['unknown']:,} without a known outcome)", highlight=False)
+    timing = result["timing_ms"]
+    console.print(f"time: {timing['total']} ms (reading the history {timing['read']} ms, rules {timing['rules']} ms)",
+                  highlight=False)
+
+
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

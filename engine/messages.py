@@ -223,6 +223,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     # import
     "import.bad_source": {"en": "The file cannot be read: {detail}", "zh-CN": "无法读取文件：{detail}"},
     "import.bad_mapping": {"en": "The mapping file is invalid: {detail}", "zh-CN": "映射文件无效：{detail}"},
+    # rule backtest (engine.definitions.backtest)
+    "backtest.wrong_kind": {"en": "Expected a {expected} definition, got kind {kind}", "zh-CN": "应为 {expected} 定义，实际类型为 {kind}"},
+    "backtest.bad_outcome": {"en": "The outcome section is invalid: expected {detail}", "zh-CN": "结果映射无效：应为 {detail}"},
+    "backtest.bad_rows": {"en": "The rows are invalid: expected {detail}", "zh-CN": "历史数据行无效：应为 {detail}"},
+    "backtest.too_many_rows": {"en": "A backtest replays at most {limit} rows", "zh-CN": "回测最多回放 {limit} 行"},
+    "backtest.mapping_required": {"en": "A data file needs a backtest mapping", "zh-CN": "数据文件需要回测映射"},
     # audit chain (engine.store.audit, `lowcode audit verify`)
     "audit.intact": {"en": "The audit chain is intact: {count} entries, head {head}", "zh-CN": "审计链完整：共 {count} 条，末条哈希 {head}"},
     "audit.entry_edited": {"en": "Audit entry {id} was edited: its hash does not match its content", "zh-CN": "审计记录 {id} 被篡改：其哈希与内容不符"},
