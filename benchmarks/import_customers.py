@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--source", choices=["sba", "synthetic"], default="sba")
     parser.add_argument("--one-by-one", type=int, default=300, help="rows for the Engine.submit sample (0: skip)")
-    args = parser.parse_args()
+    args, _ignored = parser.parse_known_args()  # run_all.sh passes every script the same extra arguments
 
     import jsonschema
 

@@ -246,11 +246,25 @@ def _build(node: Any) -> Evaluator:
         if len(args) != 2:
             return _refuse  # before evaluating: the native chain is lazy past a mismatch
         left, right = (_build(arg) for arg in args)
-        equal = _loose_equal if operator in ("==", "!=") else _strict_equal
+        equal: Callable[[Any, Any], bool] = _loose_equal if operator in ("==", "!=") else _strict_equal
+        if operator in ("===", "!==") and args[1] is None:
+            # `x === null` is `x is None` whatever x is (numbers, text, lists: never null)
+            if operator == "===":
+                return lambda data: left(data) is None
+            return lambda data: left(data) is not None
+        if operator in ("==", "!=") and type(args[1]) is str:
+            equal = _equal_to_text
         if operator in ("==", "==="):
             return lambda data: equal(left(data), right(data))
         return lambda data: not equal(left(data), right(data))
     return _build_arithmetic(operator, [_build(arg) for arg in args])
+
+
+def _equal_to_text(a: Any, text: str) -> bool:
+    """:func:`_loose_equal` against a literal ``str``: only a ``str`` compares with it."""
+    if type(a) is str:
+        return a == text
+    raise NotExact()
 
 
 def _build_var(args: list[Any]) -> Evaluator:
@@ -391,15 +405,16 @@ def _build_arithmetic(operator: str, operands: list[Evaluator]) -> Evaluator:
     binary = _BINARY.get(operator)
     if binary is not None and len(operands) == 2:
         first, second = operands
+        identity = {"+": Decimal(0), "*": Decimal(1)}.get(operator)
 
         def apply(data: Any) -> Any:
-            left, right = first(data), second(data)
+            left, right = first(data), second(data)  # both evaluated, then checked, as _arithmetic does
+            left, right = _exact_number(left), _exact_number(right)
             try:
-                if operator == "*" or operator == "+":
+                if identity is not None:
                     # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
-                    start = binary(Decimal(1) if operator == "*" else Decimal(0), _number(left))
-                    return _result(binary(start, _number(right)))
-                return _result(binary(_number(left), _number(right)))
+                    return _result(binary(binary(identity, left), right))
+                return _result(binary(left, right))
             except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
                 raise ExactError(f"{operator}: {type(exc).__name__}") from None
 
