@@ -7,10 +7,10 @@ branch conditions of a ``parallel`` state. For each historical record (its data 
 form's pipeline, so computed fields are there, plus ``process.*`` as a new instance sees it):
 
 - the **route**: from the start state through ``auto`` states, first transition that holds, to
-  the first state that waits for people (or ends): e.g. ``triage → approved`` (auto-approved) or
-  ``triage → manager_review``;
-- every gate's choice, as if its action were taken (``manager_review/approve`` →
-  ``risk_countersign`` or ``branch_credit_review``).
+  the first state that waits for people (or ends): e.g. ``triage → approved`` (decided by rule)
+  or ``triage → review``;
+- every gate's choice, as if its action were taken (``review/approve`` → ``second_opinion`` or
+  ``approved``).
 
 The rules run in DuckDB where they compile to SQL and row by row where they do not
 (:mod:`engine.rules.batch`); both give what the running process would decide. When the history
