@@ -153,3 +153,21 @@ def test_a_repeating_reminder_is_free_for_any_worker_after_each_firing(engine: E
         (reminder,) = [row for row in timer_rows(engine, instance_id) if row.kind == "remind"]
         assert (reminder.status, reminder.repeats, reminder.lease_token) == ("pending", hour, None)
     assert event_count(engine, instance_id, "reminded") == 3
+
+
+def test_a_round_that_fails_hands_its_unfired_claims_back_at_once(engine: Engine, clock: FakeClock) -> None:
+    install(engine, {"check": task("reviewer", sla={"due": "PT4H", "remind": [{"after": "PT1H"}]}, approve="done"),
+                     "done": end("approved")}, start="check")
+    first, second = start(engine), start(engine)
+    clock.advance(timedelta(hours=1))
+    claims = claim_due_timers(engine.db, clock.now(), lease=LEASE)
+    assert len(claims) == 2
+
+    def database_gone(key: str, version: int) -> Any:
+        raise ConnectionError("the database went away")
+
+    with pytest.raises(ConnectionError):
+        fire_claimed(engine.db, claims, clock.now(), database_gone, engine.settings.supervisor_roles)
+    # Without waiting for the lease: the next round (same instant) fires both, once.
+    assert engine.run_timers()["fired"] == 2
+    assert [event_count(engine, instance_id, "reminded") for instance_id in (first, second)] == [1, 1]
