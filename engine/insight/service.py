@@ -46,6 +46,10 @@ class Insight:
             if triggers.holds(trigger, data):
                 triggers.fire(session, trigger, record_id, data, actor=actor, now=now, registry=self.registry,
                               supervisors=self.supervisors, on_write=self.after_record_write, depth=depth)
+        if event == "record.created":  # an instance it started may have completed at once (rule-only steps)
+            for instance in session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id,
+                                                                      InstanceRow.status == "completed")):
+                self._completed(session, catalog, form_key, record_id, data, instance, actor, now)
         session.flush()
         ids = tagging.affected(session, catalog, form_key, record_id, data, before)
         tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}")
@@ -64,15 +68,19 @@ class Insight:
         data = loads(record.data)
         now = self.clock.now()
         if instance.status == "completed":
-            context = triggers.instance_context(data, instance)
-            for trigger in triggers.matching(catalog, "instance.completed", record.form_key, instance.process_key):
-                if triggers.holds(trigger, context):
-                    triggers.fire(session, trigger, record.id, data, actor=actor, now=now, registry=self.registry,
-                                  supervisors=self.supervisors, on_write=self.after_record_write, depth=0)
+            self._completed(session, catalog, record.form_key, record.id, data, instance, actor, now)
         session.flush()
         ids = tagging.affected(session, catalog, record.form_key, record.id, data)
         tagging.recompute(session, catalog, ids, now, f"instance.{instance.status}:{instance.id}")
         session.flush()
+
+    def _completed(self, session: Session, catalog: Catalog, form_key: str, record_id: str, data: Mapping[str, Any],
+                   instance: InstanceRow, actor: Principal, now: datetime) -> None:
+        context = triggers.instance_context(data, instance)
+        for trigger in triggers.matching(catalog, "instance.completed", form_key, instance.process_key):
+            if triggers.holds(trigger, context):
+                triggers.fire(session, trigger, record_id, data, actor=actor, now=now, registry=self.registry,
+                              supervisors=self.supervisors, on_write=self.after_record_write, depth=0)
 
     # -- maintenance -------------------------------------------------------------------------
 
