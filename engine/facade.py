@@ -31,7 +31,7 @@ from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
 from engine.security.crypto import FieldCipher
 from engine.security.keyring import KeySource
-from engine.security.vault import Vault, read_entry
+from engine.security.vault import Vault, read_entry, shown_plaintext
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
@@ -400,12 +400,14 @@ class Engine:
             instances = session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id)
                                         .order_by(InstanceRow.started_at)).all()
             opened = self._open_rows([row])
-            if audited:
-                self._audit_reads(session, opened, actor)
             view = _record_view(row, list(instances), opened[0][1])
             view["data"] = readable_view(row.form_key, view["data"], access)
+            # audited: the sensitive values the caller gets in plaintext (not those dropped or masked)
+            shown = [(row, view["data"], shown_plaintext(opened[0][2], opened[0][1], view["data"]))]
+            if audited:
+                self._audit_reads(session, shown, actor)
         if not audited:
-            self._audit_reads(None, opened, actor)
+            self._audit_reads(None, shown, actor)
         return view
 
     def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50,
@@ -428,14 +430,17 @@ class Engine:
         with self.db.transaction() if audited else self.db.read() as session:
             rows, total = record_store.page(session, form_key, filters, offset, limit,
                                             where=record_condition(view, form_key, access))
-            opened = self._open_rows(rows)
+            shown = []
+            for row, data, revealed in self._open_rows(rows):
+                out = readable_view(form_key, data, access)
+                shown.append((row, out, shown_plaintext(revealed, data, out)))
             if audited:
-                self._audit_reads(session, opened, actor)
-            page = {"items": [_record_view(row, [], readable_view(form_key, data, access)) for row, data, _ in opened],
+                self._audit_reads(session, shown, actor)
+            page = {"items": [_record_view(row, [], out) for row, out, _ in shown],
                     "total": total, "offset": offset, "limit": limit}
 
         if not audited:
-            self._audit_reads(None, opened, actor)
+            self._audit_reads(None, shown, actor)
         return page
 
     def _open_rows(self, rows: list[RecordRow]) -> list[tuple[RecordRow, dict[str, Any], list[str]]]:

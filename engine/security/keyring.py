@@ -150,13 +150,19 @@ def read_key_file(path: Path) -> tuple[dict[str, bytes], str | None]:
 
 
 def write_key_file(path: Path, keys: Mapping[str, bytes], active: str) -> None:
-    """Write a key file readable by its owner only (created new; never overwrites)."""
+    """Write a key file readable by its owner only; never overwrites (``FileExistsError``).
+    Written beside and linked into place, so a concurrent reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"active": active, "keys": {kid: base64.b64encode(key).decode("ascii") for kid, key in keys.items()}},
                       indent=2) + "\n"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(body)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(body)
+        os.link(draft, path)
+    finally:
+        draft.unlink()
 
 
 def load_keyring(settings: KeySettings) -> Keyring | None:

@@ -96,4 +96,15 @@ def read_entry(actor: str, form_key: str, record_id: str, fields: list[str], now
                     detail=dumps({"form": form_key, "fields": fields}))
 
 
-__all__ = ["READ_ACTION", "Vault", "read_entry"]
+def shown_plaintext(revealed: list[str], opened: dict[str, Any], shown: dict[str, Any]) -> list[str]:
+    """The pointers of ``revealed`` whose values an output still shows in plaintext: their
+    top-level field is in ``shown`` unchanged (not left out or masked by field permissions)."""
+    kept = []
+    for pointer in revealed:
+        top = pointer.split("/")[1].replace("~1", "/").replace("~0", "~")
+        if top in shown and shown[top] == opened.get(top):
+            kept.append(pointer)
+    return kept
+
+
+__all__ = ["READ_ACTION", "Vault", "read_entry", "shown_plaintext"]

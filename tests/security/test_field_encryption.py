@@ -322,3 +322,25 @@ def test_bulk_import_seals_and_indexes(sealed: Engine, tmp_path: Path) -> None:
     found = sealed.find_record_id("client", "id_number", "id-00017")
     assert found is not None and sealed.record(found)["data"]["phone"] == "13900000017"
     assert sealed.key_status().index == {"k1": 80}
+
+
+def test_bank_personal_data_is_sealed_and_found_by_blind_index(bank_roles: Engine) -> None:
+    person = bank_roles.submit("person", {"full_name": "Wang Fang", "id_number": SECRET_ID, "phone": "13800001111"})
+    customer = bank_roles.submit("customer", {"company_name": "Fujian Example Trading Co., Ltd.", "region": "Fujian",
+                                              "uscc": "91350100M000100Y43", "contact_phone": "+86 591 8765 4321",
+                                              "legal_representative": person["id"], "industry_code": "423840",
+                                              "employees": 45, "risk_level": "low", "branch": "FZ01",
+                                              "account_manager": "mgr-01"})
+    everything = _dump_every_table(bank_roles)
+    for secret in (SECRET_ID, "13800001111", "8765 4321"):
+        assert secret not in everything
+    assert bank_roles.find_record_id("person", "id_number", SECRET_ID) == person["id"]
+    assert bank_roles.record(customer["id"])["data"]["contact_phone"] == "+86 591 8765 4321"
+    # customer service sees the phone masked: its read is not audited as a plaintext read of it
+    service = Principal("cs-01", frozenset({"customer_service"}))
+    shown = bank_roles.record(customer["id"], service)["data"]["contact_phone"]
+    assert shown != "+86 591 8765 4321" and shown.endswith("4321")
+    reads = _raw(bank_roles, "SELECT actor, detail FROM audit_log WHERE action = 'record.read_sensitive' "
+                             "AND object_id = :id ORDER BY id", id=customer["id"])
+    assert [actor for actor, _ in reads] == ["system", "system"]  # the submission's answer and the plain get
+    assert json.loads(reads[-1][1])["fields"] == ["/contact_phone"]
