@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.clock import Clock, clock_from_setting
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
-from engine.errors import PreconditionFailed, PreconditionRequired
+from engine.errors import EngineError, PreconditionFailed, PreconditionRequired
 from engine.forms.bulk import prepare_submission
 from engine.forms.pipeline import run as run_pipeline
 from engine.forms.spec import FormSpec
@@ -137,7 +138,8 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may("definitions.upload"):
-                raise Forbidden("access.denied", params={"function": "definitions.upload"})
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "definitions.upload"}),
+                                 "definition.upload", "definition:-")
         elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
             raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
         return self.registry.upload(document, actor.id).to_dict()
@@ -248,9 +250,13 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may_submit(form_key):
-                raise Forbidden("access.submit_denied", params={"form": form_key})
+                raise self._deny(actor, Forbidden("access.submit_denied", params={"form": form_key}),
+                                 "record.create", f"form:{form_key}")
             if isinstance(data, dict):
-                check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
+                try:
+                    check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
+                except Forbidden as exc:
+                    raise self._deny(actor, exc, "record.create", f"form:{form_key}") from None
         computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
         with self.db.read() as session:
             issues += _missing_refs(session, spec, computed)  # reported with everything else
@@ -265,7 +271,7 @@ class Engine:
         now = self.clock.now()
         record_id = str(uuid.uuid4())
         try:
-            with self.db.transaction() as session:
+            with self._denials(actor), self.db.transaction() as session:
                 if claim is not None:
                     idempotency.remember(session, claim, record_id, now)  # first: a racing twin stops here
                 missing = _missing_refs(session, spec, computed)  # again: it may have gone since
@@ -285,7 +291,8 @@ class Engine:
                 if access.restricted:
                     session.flush()
                     if not record_visible(session, access, record_id):  # a record one may not see, one may not create
-                        raise Forbidden("access.out_of_scope", params={"form": form_key})
+                        raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
+                                      "record.create", f"form:{form_key}")
                 if process is not None:
                     Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
 
@@ -316,20 +323,26 @@ class Engine:
         if not _known_id(record_id):
             raise NotFound("record.not_found", params={"id": record_id[:64]})
         access = self.access(actor)
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
-                raise NotFound("record.not_found", params={"id": record_id})
+                missing = NotFound("record.not_found", params={"id": record_id})
+                if session.get(RecordRow, record_id) is None:
+                    raise missing
+                raise _marked(missing, "record.update", f"record:{record_id}")
             _check_not_in_process(session, record_id)
         if if_match is None:
             raise PreconditionRequired("record.precondition_required")
         if not isinstance(changes, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
         check_document(changes)
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             row = session.get(RecordRow, record_id)
             if row is None:
                 raise NotFound("record.not_found", params={"id": record_id})
-            check_writable(row.form_key, changes, access)
+            try:
+                check_writable(row.form_key, changes, access)
+            except Forbidden as exc:
+                raise _marked(exc, "record.update", f"record:{record_id}") from None
             if row.row_version != if_match:
                 raise PreconditionFailed("record.version_mismatch", params={"current": row.row_version})
             form_key, form_version, stored = row.form_key, row.form_version, loads(row.data)
@@ -353,7 +366,7 @@ class Engine:
             return self.record(record_id, actor)
         sealed, blind, sensitive = self.vault.for_storage(spec, record_id, data)
         now = self.clock.now()
-        with self.db.transaction() as session:
+        with self._denials(actor), self.db.transaction() as session:
             missing = _missing_refs(session, spec, data)
             if missing:
                 raise ValidationFailed(missing)
@@ -364,7 +377,8 @@ class Engine:
             if access.restricted:
                 session.flush()
                 if not record_visible(session, access, record_id):  # no moving a record out of one's own scope
-                    raise Forbidden("access.out_of_scope", params={"form": form_key})
+                    raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
+                                  "record.update", f"record:{record_id}")
             session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
             session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record",
 
@@ -389,9 +403,11 @@ class Engine:
             raise NotFound("record.not_found", params={"id": record_id})
         access = self.access(actor)
         if access.restricted:
-            with self.db.read() as session:
+            with self._denials(actor), self.db.read() as session:
                 if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
-                    raise NotFound("record.not_found", params={"id": record_id})
+
+                    raise _marked(NotFound("record.not_found", params={"id": record_id}),
+                                  "record.read", f"record:{record_id}")
         audited = self.vault.has_sensitive(self.registry.form(head.form_key, head.form_version), head.form_key)
         with self.db.transaction() if audited else self.db.read() as session:
             row = session.get(RecordRow, record_id)
@@ -420,7 +436,8 @@ class Engine:
         access = self.access(actor)
         view = access.form(form_key)
         if view is None:
-            raise Forbidden("access.denied", params={"function": f"read {form_key}"})
+            raise self._deny(actor, Forbidden("access.denied", params={"function": f"read {form_key}"}),
+                             "record.list", f"form:{form_key}")
         if access.restricted:  # an unknown field and one the caller may not read get one answer
             check_filterable(spec, list(filters or {}), access, known=[column.name for column in spec.columns])
         filters = {field: self.vault.lookup(spec, form_key, field, _filter_value(spec, field, value))
@@ -537,7 +554,7 @@ class Engine:
 
         if not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
                 raise NotFound("task.not_found", params={"id": task_id})
@@ -545,8 +562,9 @@ class Engine:
             assert instance is not None
             try:
                 spec, _tasks, _events, view = self._visible(session, instance, actor)
-            except NotFound:
-                raise NotFound("task.not_found", params={"id": task_id}) from None
+            except NotFound as exc:
+                raise _marked(NotFound("task.not_found", params={"id": task_id}),
+                              *getattr(exc, "denied", (None, None))) from None
             if view is View.STAFF:
                 return {**_task_view(task, instance), "view": "staff"}
             return _applicant_task_view(task, instance, spec.tracking.show_staff)
@@ -665,7 +683,7 @@ class Engine:
         access = self.access(actor)
         now = self.clock.now()
         try:
-            with self.db.transaction() as session:
+            with self._denials(actor), self.db.transaction() as session:
                 task = None
 
                 if task_id is not None:
@@ -680,8 +698,10 @@ class Engine:
                     raise NotFound("instance.not_found", params={"id": instance_id})
                 if access.restricted and not record_visible(session, access, instance.record_id):
                     # a case of a record outside the caller's scope does not exist for it
-                    raise NotFound("task.not_found" if task_id is not None else "instance.not_found",
-                                   params={"id": task_id if task_id is not None else instance_id})
+                    raise _marked(NotFound("task.not_found" if task_id is not None else "instance.not_found",
+                                           params={"id": task_id if task_id is not None else instance_id}),
+                                  "task.operate" if task_id is not None else "instance.operate",
+                                  f"task:{task_id}" if task_id is not None else f"instance:{instance_id}")
                 if claim is not None:
                     earlier = idempotency.earlier(session, claim)  # a twin may have committed while we waited
                     if earlier is not None:
@@ -691,7 +711,9 @@ class Engine:
                     if task.status != TaskStatus.OPEN.value:
                         raise Conflict("task.not_open", params={"status": task.status})
                     if step_grant and not access.may_act(instance.process_key, task.state):
-                        raise Forbidden("access.act_denied", params={"process": instance.process_key, "state": task.state})
+                        raise _marked(Forbidden("access.act_denied", params={"process": instance.process_key,
+                                                                             "state": task.state}),
+                                      "task.act", f"task:{task.id}")
                 if instance.status != "active":
                     raise Conflict("instance.not_active", params={"status": instance.status})
                 spec = self.registry.process(instance.process_key, instance.process_version)
@@ -733,7 +755,7 @@ class Engine:
 
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
@@ -770,7 +792,7 @@ class Engine:
         gets 404. Every runtime operation answers this view for its caller."""
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
@@ -795,7 +817,8 @@ class Engine:
             raise NotFound("instance.not_found", params={"id": instance.id})
         access = self.access(actor)
         if access.restricted and not record_visible(session, access, instance.record_id):
-            raise NotFound("instance.not_found", params={"id": instance.id})  # outside the caller's scope
+            raise _marked(NotFound("instance.not_found", params={"id": instance.id}),  # outside the caller's scope
+                          "instance.read", f"instance:{instance.id}")
         return spec, tasks, events, view
 
 
@@ -842,7 +865,7 @@ class Engine:
             raise NotFound("report.not_found", params={"key": key})
         access = self.access(actor)
         if not access.may_read_report(key):
-            raise Forbidden("access.report_denied", params={"key": key})
+            raise self._deny(actor, Forbidden("access.report_denied", params={"key": key}), "report.read", f"report:{key}")
         check_parameters(spec, params, access)
         started = time.perf_counter()
         try:
@@ -863,7 +886,8 @@ class Engine:
         access = self.access(actor)
         for item in spec.items:  # all or nothing: a dashboard with a report the caller may not read
             if not access.may_read_report(item.report):
-                raise Forbidden("access.report_denied", params={"key": item.report})
+                raise self._deny(actor, Forbidden("access.report_denied", params={"key": item.report}),
+                                 "dashboard.read", f"dashboard:{key}")
         return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language, actor=actor),
                              params, self.registry.report)
 
@@ -981,7 +1005,8 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may("outbox.manage"):
-                raise Forbidden("access.denied", params={"function": "outbox.manage"})
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "outbox.manage"}),
+                                 "outbox.manage", "outbox:-")
         elif actor is not SYSTEM and not (actor.roles & roles):
             raise Forbidden("outbox.forbidden", params={"roles": sorted(roles)})
 
@@ -1005,9 +1030,15 @@ class Engine:
 
     def _check_auditor(self, actor: Principal, attempted: str) -> None:
         roles = self.settings.audit_roles
-        if actor is not SYSTEM and not (actor.roles & roles):
+        access = self.access(actor)
+        if access.restricted:  # once roles are loaded, a role granting audit.read decides
+            if not access.may("audit.read"):
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "audit.read"}), attempted,
+                                 "audit_log:-")
+        elif actor is not SYSTEM and not (actor.roles & roles):
             self.audit_denial(actor, attempted, "audit_log:-", "audit.forbidden")
             raise Forbidden("audit.forbidden", params={"roles": sorted(roles)})
+
 
     def audit_entries(self, actor: Principal = SYSTEM, *, actor_filter: str | None = None, object: str | None = None,
                       action: str | None = None, since: str | None = None, until: str | None = None,
@@ -1038,7 +1069,25 @@ class Engine:
                                                               "since": since, "until": until})))
         return auditlog.export(self.db, where)
 
+    def _deny(self, actor: Principal, exc: EngineError, action: str, object: str) -> EngineError:
+        """``exc``, after its denial was recorded (outside any open transaction)."""
+        self.audit_denial(actor, action, object, exc.code)
+        return exc
+
+    @contextmanager
+    def _denials(self, actor: Principal) -> Iterator[None]:
+        """Record the denial a block raises (:func:`_marked`) once the block's own transaction
+        has rolled back: enter this before the transaction."""
+        try:
+            yield
+        except EngineError as exc:
+            denied = getattr(exc, "denied", None)
+            if denied is not None:
+                self.audit_denial(actor, denied[0], denied[1], exc.code)
+            raise
+
     def audit_denial(self, principal: Principal, action: str, object: str, reason: str) -> None:
+
         """Record a permission denial (``access.denied``) in a transaction of its own: the
         refused operation's transaction rolls back. ``object`` is ``type:id``."""
         from engine.security.auditlog import audit_denial
@@ -1270,7 +1319,16 @@ def _require_named(actor: Principal) -> None:
         raise Forbidden("task.anonymous_actor")
 
 
+def _marked(exc: EngineError, action: str | None, object: str | None) -> EngineError:
+    """``exc`` marked as a permission denial of ``action`` on ``object`` (``type:id``), for
+    :meth:`Engine._denials` to record once the transaction that raised it rolled back."""
+    if action is not None and object is not None:
+        exc.denied = (action, object)  # type: ignore[attr-defined]
+    return exc
+
+
 def _check_not_in_process(session: Any, record_id: str) -> None:
+
     """``record.in_process`` (409) if the record started a process instance, running or ended."""
     status = session.scalars(select(InstanceRow.status).where(InstanceRow.record_id == record_id)
                              .order_by(InstanceRow.started_at.desc()).limit(1)).first()

@@ -81,4 +81,27 @@ def record_visible(session: Any, access: Access, record_id: str) -> bool:
     return session.scalar(select(RecordRow.id).where(RecordRow.id == record_id, RecordRow.id.in_(records))) is not None
 
 
-__all__ = ["instance_condition", "record_condition", "record_visible", "visible_records"]
+def visible_events(session: Any, access: Access, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Event feed items (``{seq, topic, at, payload, ...}``) as ``access`` may see them: those
+    about a record outside its scope, or of a form it has no grant on, are left out; a payload's
+    ``fields`` keep only the names it sees (:func:`engine.security.fields.event_view`)."""
+    from engine.security.fields import event_view
+
+    if not access.restricted:
+        return items
+    shown = []
+    for item in items:
+        payload = item.get("payload") or {}
+        form = payload.get("form") if isinstance(payload, dict) else None
+        record = payload.get("record") if isinstance(payload, dict) else None
+        if isinstance(record, str) and not record_visible(session, access, record):
+            continue
+        if isinstance(form, str):
+            if access.form(form) is None:
+                continue
+            item = {**item, "payload": event_view(form, payload, access)}
+        shown.append(item)
+    return shown
+
+
+__all__ = ["instance_condition", "record_condition", "record_visible", "visible_events", "visible_records"]

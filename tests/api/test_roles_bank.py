@@ -356,3 +356,33 @@ def test_without_roles_everything_is_as_before(bank: Engine) -> None:
     customer = bank.submit("customer", {"company_name": "Open Co", "uscc": USCC}, Principal("anyone"))
     assert bank.record(customer["id"], Principal("anyone"))["data"]["uscc"] == USCC
     assert bank.records("customer", actor=Principal("anyone"), filters={"uscc": USCC})["total"] == 1
+
+
+def test_every_denial_is_in_the_audit_log_and_only_the_auditor_reads_it(client: Any, world: World, as_: Any) -> None:
+    assert client.get(f"{API}/records/{world.c2}", headers=as_("am1")).status_code == 404
+    assert client.get(f"{API}/records/{uuid.uuid4()}", headers=as_("am1")).status_code == 404  # no such record: no entry
+    assert client.post(f"{API}/tasks/{world.a1_task}/approve", headers=as_("risk"), json={}).status_code == 403
+    assert client.get(f"{API}/reports/complaints_by_month", headers=as_("am1")).status_code == 403
+    denied = client.get(f"{API}/audit?action=access.denied", headers=as_("am1"))
+    assert denied.status_code == 403 and codes(denied) == ["access.denied"]
+    page = client.get(f"{API}/audit?action=access.denied", headers=as_("auditor"))
+    assert page.status_code == 200, page.text
+    entries = [(item["actor"], item["detail"]["attempted"], item["detail"]["reason"]) for item in body(page)["items"]]
+    assert entries == [("mgr-01", "record.read", "record.not_found"), ("risk-01", "task.act", "access.act_denied"),
+                       ("mgr-01", "report.read", "access.report_denied"), ("mgr-01", "audit.read", "access.denied")]
+
+
+def test_the_event_feed_shows_a_restricted_reader_only_records_in_its_scope(bank_roles: Engine, world: World) -> None:
+    from engine.security.scope import visible_events
+
+    items = [{"seq": 1, "payload": {"record": world.c1, "form": "customer", "fields": ["uscc", "city"]}},
+             {"seq": 2, "payload": {"record": world.c2, "form": "customer", "fields": ["city"]}},
+             {"seq": 3, "payload": {"record": world.k1, "form": "complaint", "fields": ["narrative"]}}]
+    with bank_roles.db.read() as session:
+        shown = visible_events(session, bank_roles.access(principal("am1")), items)
+        analyst = visible_events(session, bank_roles.access(principal("analyst")), items[:1])
+    assert [item["seq"] for item in shown] == [1, 3]
+    assert analyst[0]["payload"]["fields"] == ["uscc", "city"]  # masked fields are seen (masked), so named
+    with bank_roles.db.read() as session:
+        risk = visible_events(session, bank_roles.access(principal("risk")), items)
+    assert [item["seq"] for item in risk] == [1, 2]
