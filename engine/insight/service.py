@@ -20,7 +20,9 @@ RECOMPUTE_BATCH = 200
 
 
 class Insight:
-    def __init__(self, db: Any, registry: Any, clock: Any, supervisors: frozenset[str]) -> None:
+    def __init__(self, db: Any, registry: Any, clock: Any, supervisors: frozenset[str], vault: Any = None) -> None:
+        self.vault = vault
+        """Opens and seals sensitive fields of records a trigger updates (engine.security.vault)."""
         self.db = db
         self.registry = registry
         self.clock = clock
@@ -45,7 +47,8 @@ class Insight:
         for trigger in triggers.matching(catalog, event, form_key):
             if triggers.holds(trigger, data):
                 triggers.fire(session, trigger, record_id, data, actor=actor, now=now, registry=self.registry,
-                              supervisors=self.supervisors, on_write=self.after_record_write, depth=depth)
+                              supervisors=self.supervisors, on_write=self.after_record_write, depth=depth,
+                              vault=self.vault)
         if event == "record.created":  # an instance it started may have completed at once (rule-only steps)
             for instance in session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id,
                                                                       InstanceRow.status == "completed")):
@@ -80,7 +83,8 @@ class Insight:
         for trigger in triggers.matching(catalog, "instance.completed", form_key, instance.process_key):
             if triggers.holds(trigger, context):
                 triggers.fire(session, trigger, record_id, data, actor=actor, now=now, registry=self.registry,
-                              supervisors=self.supervisors, on_write=self.after_record_write, depth=0)
+                              supervisors=self.supervisors, on_write=self.after_record_write, depth=0,
+                              vault=self.vault)
 
     # -- maintenance -------------------------------------------------------------------------
 

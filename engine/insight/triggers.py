@@ -47,14 +47,16 @@ def holds(trigger: TriggerSpec, context: Mapping[str, Any]) -> bool:
 
 
 def fire(session: Session, trigger: TriggerSpec, record_id: str, data: Mapping[str, Any], *, actor: Principal,
-         now: datetime, registry: Any, supervisors: frozenset[str], on_write: OnWrite, depth: int) -> None:
-    """Perform ``trigger``'s action for the record (its rule has held)."""
+         now: datetime, registry: Any, supervisors: frozenset[str], on_write: OnWrite, depth: int,
+         vault: Any = None) -> None:
+    """Perform ``trigger``'s action for the record (its rule has held). ``vault``
+    (engine.security.vault) opens and seals the sensitive fields of a record it updates."""
     if trigger.start is not None:
         _start(session, trigger.start, record_id, data, actor, now, registry, supervisors)
     if trigger.update_ref is not None:
         target = data.get(trigger.update_ref)
         if isinstance(target, str):
-            _update(session, trigger, target, actor, now, registry, on_write, depth)
+            _update(session, trigger, target, actor, now, registry, on_write, depth, vault)
 
 
 def _start(session: Session, process_key: str, record_id: str, data: Mapping[str, Any], actor: Principal,
@@ -73,7 +75,7 @@ def _start(session: Session, process_key: str, record_id: str, data: Mapping[str
 
 
 def _update(session: Session, trigger: TriggerSpec, target_id: str, actor: Principal, now: datetime, registry: Any,
-            on_write: OnWrite, depth: int) -> None:
+            on_write: OnWrite, depth: int, vault: Any = None) -> None:
     row = session.scalars(select(RecordRow).where(RecordRow.id == target_id).with_for_update()).one_or_none()
     if row is None or row.form_key != trigger.update_form:
         return
@@ -81,6 +83,8 @@ def _update(session: Session, trigger: TriggerSpec, target_id: str, actor: Princ
     if spec is None:
         return
     stored = loads(row.data)
+    if vault is not None:  # the pipeline checks plaintext; what is stored is sealed again below
+        stored, _revealed = vault.for_reading(spec, row.form_key, row.id, stored)
     outcome = run_pipeline(spec, {**stored, **trigger.update_set})
     if outcome.issues:
         raise ValidationFailed([*outcome.issues])
@@ -89,9 +93,10 @@ def _update(session: Session, trigger: TriggerSpec, target_id: str, actor: Princ
     if not fields:
         return
     version = row.row_version
-    if not record_store.update_if_version(session, row.id, version, data, now):
+    sealed, blind, sensitive = vault.for_storage(spec, row.id, data) if vault is not None else (data, [], frozenset())
+    if not record_store.update_if_version(session, row.id, version, sealed, now):
         return
-    record_store.write_values(session, row.id, row.form_key, data)
+    record_store.write_values(session, row.id, row.form_key, data, blind, sensitive)
     session.add(ChangeRow(entity="record", entity_id=row.id, scope=row.form_key, at=now))
     session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record", object_id=row.id,
                          detail=dumps({"form": row.form_key, "version": row.form_version, "row_version": version + 1,

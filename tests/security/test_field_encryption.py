@@ -344,3 +344,18 @@ def test_bank_personal_data_is_sealed_and_found_by_blind_index(bank_roles: Engin
                              "AND object_id = :id ORDER BY id", id=customer["id"])
     assert [actor for actor, _ in reads] == ["system", "system"]  # the submission's answer and the plain get
     assert json.loads(reads[-1][1])["fields"] == ["/contact_phone"]
+
+
+def test_a_trigger_updating_a_record_keeps_its_sensitive_fields_sealed(engine: Engine) -> None:
+    engine.load_dir(Path(__file__).resolve().parents[2] / "examples" / "bank",
+                    kinds=("form", "process", "profile", "tag", "trigger"))
+    customer = engine.submit("customer", {"company_name": "Acme Trading", "risk_level": "low",
+                                          "contact_phone": "+86 591 8765 4321"})["id"]
+    engine.submit("account_flow_alert", {"customer_id": customer, "amount": 1000000, "observed_on": "2024-05-01"})
+    [task] = engine.tasks(role="risk_officer")["items"]
+    engine.act(task["id"], "confirm", Principal("risk-01", frozenset({"risk_officer"})), "confirmed")
+    record = engine.record(customer)
+    assert (record["data"]["risk_level"], record["row_version"]) == ("high", 2)  # set by the trigger
+    assert record["data"]["contact_phone"] == "+86 591 8765 4321"
+    [(data,)] = _raw(engine, "SELECT data FROM records WHERE id = :id", id=customer)
+    assert "8765" not in data and json.loads(data)["contact_phone"]["$sealed"] == "v1"
