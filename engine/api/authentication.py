@@ -20,7 +20,9 @@ API tokens are looked up in a worker thread (a database read); JWTs are verified
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.limits import ASGIApp, Receive, Scope, Send
@@ -61,6 +63,34 @@ def challenge(exc: EngineError) -> str:
     if exc.code in ("auth.malformed", "auth.multiple_credentials", "auth.unsupported_scheme"):
         return f'{REALM}, error="invalid_request"'
     return f'{REALM}, error="invalid_token"'
+
+
+def document_security(app: FastAPI) -> None:
+    """Declare bearer authentication in the app's OpenAPI document: a ``bearer`` security
+    scheme required by every operation but ``/health`` and ``/ready``, each documenting its 401
+    (Swagger UI then shows its Authorize button; schema-driven clients and fuzzers send the token)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if "bearer" not in schemes:
+            schemes["bearer"] = {"type": "http", "scheme": "bearer",
+                                 "description": "An API token (`lowcode tokens create`, `lct_...`) or a JWT"}
+            schema["security"] = [{"bearer": []}]
+            for path, operations in schema.get("paths", {}).items():
+                for operation in operations.values():
+                    if not isinstance(operation, dict):
+                        continue
+                    if path in PUBLIC_PATHS:
+                        operation["security"] = []
+                    else:
+                        operation.setdefault("responses", {}).setdefault("401", {
+                            "description": "No principal: `{errors: [{path, code, message}]}` (`auth.*`) with "
+                                           "`WWW-Authenticate: Bearer`"})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class Authentication:

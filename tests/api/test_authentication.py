@@ -406,3 +406,21 @@ def test_create_app_refuses_an_unsafe_production_configuration(engine: Engine) -
     engine.settings = replace(engine.settings, jwt=JWTSettings(secret=SECRET))
     with TestClient(create_app(engine)) as client:
         refused(client.get(PROTECTED), "auth.required")
+
+
+def test_the_openapi_document_declares_bearer_authentication(engine: Engine, token_for: Any) -> None:
+    with TestClient(create_app(untrusting(engine))) as client:
+        schema = client.get("/openapi.json").json()  # public in development
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert schema["security"] == [{"bearer": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == [] and schema["paths"]["/ready"]["get"]["security"] == []
+    assert "401" in schema["paths"][PROTECTED]["get"]["responses"]
+    assert "security" not in schema["paths"][PROTECTED]["get"]  # the document-wide requirement applies
+
+
+def test_the_token_for_fixture_gives_working_headers(engine: Engine, strict: TestClient, token_for: Any) -> None:
+    headers = token_for("mgr-9", ["account_manager"], {"region": "east"})
+    assert strict.get(PROTECTED, headers=headers).status_code == 200
+    principal = engine.authenticate(headers["Authorization"])
+    assert (principal.id, principal.roles, dict(principal.attributes)) == ("mgr-9", frozenset({"account_manager"}),
+                                                                          {"region": "east"})
