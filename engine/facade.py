@@ -770,7 +770,7 @@ class Engine:
         from engine.workflow.timers import fire_due_timers
 
         stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit,
-                                lease=self.settings.timer_lease)
+                                lease=self.settings.timer_lease, open_data=lambda row: self._open_rows([row])[0][1])
         return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "lost": stats.lost,
                 "errors": stats.errors}
 

@@ -80,7 +80,8 @@ def claim_due_timers(db: Any, now: datetime, *, lease: timedelta = DEFAULT_LEASE
 
 
 def fire_one(session: Any, claim: TimerClaim, now: datetime,
-             spec_for: Callable[[str, int], ProcessSpec | None], supervisors: frozenset[str]) -> str:
+             spec_for: Callable[[str, int], ProcessSpec | None], supervisors: frozenset[str],
+             open_data: Callable[[RecordRow], dict[str, Any]] | None = None) -> str:
     """Step 2 for one claimed timer, inside the caller's transaction. Returns ``fired``,
     ``cancelled``, ``skipped`` (no longer pending: a task action closed it first) or ``lost``
     (the row no longer carries ``claim.token``: another worker holds it; nothing is written)."""
@@ -106,7 +107,7 @@ def fire_one(session: Any, claim: TimerClaim, now: datetime,
         timer.status = "cancelled"
         timer.fired_at = now
         return "cancelled"
-    data = loads(record.data)
+    data = open_data(record) if open_data is not None else loads(record.data)  # sealed fields opened
     state = spec.states[timer.state]
     sla = state.sla
     runner = Runner(session, spec, now, supervisors)
@@ -171,13 +172,16 @@ def fire_one(session: Any, claim: TimerClaim, now: datetime,
 
 
 def fire_due_timers(db: Any, now: datetime, spec_for: Callable[[str, int], ProcessSpec | None],
-                    supervisors: frozenset[str], *, limit: int = 200, lease: timedelta = DEFAULT_LEASE) -> TimerStats:
-    """Claim the timers due at ``now`` (up to ``limit``) and fire each in its own transaction."""
-    return fire_claimed(db, claim_due_timers(db, now, lease=lease, limit=limit), now, spec_for, supervisors)
+                    supervisors: frozenset[str], *, limit: int = 200, lease: timedelta = DEFAULT_LEASE,
+                    open_data: Callable[[RecordRow], dict[str, Any]] | None = None) -> TimerStats:
+    """Claim the timers due at ``now`` (up to ``limit``) and fire each in its own transaction.
+    ``open_data`` reads a record's data with its sealed fields opened (engine.security.vault)."""
+    return fire_claimed(db, claim_due_timers(db, now, lease=lease, limit=limit), now, spec_for, supervisors,
+                        open_data=open_data)
 
 
 def fire_claimed(db: Any, claims: list[TimerClaim], now: datetime, spec_for: Callable[[str, int], ProcessSpec | None],
-                 supervisors: frozenset[str]) -> TimerStats:
+                 supervisors: frozenset[str], open_data: Callable[[RecordRow], dict[str, Any]] | None = None) -> TimerStats:
     """Step 2 for every claim. If one firing fails unexpectedly (the database went away) the
     claims not yet fired are handed back before the error propagates, so that they need not
     wait for their lease to end."""
@@ -185,7 +189,7 @@ def fire_claimed(db: Any, claims: list[TimerClaim], now: datetime, spec_for: Cal
     for position, claim in enumerate(claims):
         try:
             with db.transaction() as session:
-                outcome = fire_one(session, claim, now, spec_for, supervisors)
+                outcome = fire_one(session, claim, now, spec_for, supervisors, open_data)
         except ProcessStuck as exc:
             stats.failed += 1
             stats.errors.append(f"timer {claim.timer_id}: {exc}")
