@@ -9,12 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.api.audit_routes import router as audit_router
-from engine.api.authentication import Authentication, challenge, document_security
-from engine.api.backtest_routes import router as backtest_router
+from engine.api.authentication import Authentication, challenge
 from engine.api.context import language_of
 from engine.api.docs import mount_docs
 from engine.api.limits import BodySizeLimit, BodyTooLarge
 from engine.api.observability import RequestObservation
+from engine.api.openapi import document_refusals
 from engine.api.observability import router as operations_router
 from engine.api.responses import ExactJSONResponse, error_body
 from engine.api.outbox_routes import router as outbox_router
@@ -38,13 +38,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                   openapi_url="/openapi.json", default_response_class=ExactJSONResponse)
     app.state.engine = engine
     app.include_router(workflow_router)  # first: its fixed paths win over /tasks/{id}/{action}
-    app.include_router(backtest_router)  # POST /definitions/backtest
     app.include_router(router)
     app.include_router(outbox_router)
     app.include_router(insight_router)
     app.include_router(operations_router)  # /health, /ready, /metrics
     mount_docs(app)
-    document_security(app)
+    document_refusals(app)  # every operation documents its {errors: [...]} refusals
     app.include_router(audit_router)
 
     @app.exception_handler(EngineError)
