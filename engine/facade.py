@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -19,10 +18,12 @@ from engine.clock import Clock, clock_from_setting
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
-from engine.errors import EngineError, PreconditionFailed, PreconditionRequired
+from engine.errors import PreconditionFailed, PreconditionRequired
 from engine.forms.bulk import prepare_submission
 from engine.forms.pipeline import run as run_pipeline
+from engine.forms.fills import apply_fills
 from engine.forms.spec import FormSpec
+from engine.insight import Insight
 from engine.jsoncodec import MAX_DEPTH, check_document, check_text, dumps, loads
 from engine.mergepatch import changed_fields, merge_patch
 from engine.observability import engine_metrics
@@ -32,7 +33,7 @@ from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
 from engine.security.crypto import FieldCipher
 from engine.security.keyring import KeySource
-from engine.security.vault import Vault, read_entry, shown_plaintext
+from engine.security.vault import Vault, read_entry
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
@@ -47,7 +48,7 @@ from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceR
 from engine.workflow.runtime import ProcessStuck, Runner
 from engine.workflow.spec import TaskStatus
 
-_LOAD_ORDER = {"form": 0, "process": 1, "report": 2, "dashboard": 3, "roles": 4}
+_LOAD_ORDER = {"form": 0, "process": 1, "report": 2, "dashboard": 3, "roles": 4, "profile": 5, "tag": 6, "trigger": 7}
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_OFFSET = 1_000_000_000
 MAX_VERSION = 2**31 - 1
@@ -92,6 +93,8 @@ class Engine:
                                    settings=self.settings.reports)
         self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
         self.metrics = engine_metrics(self.db, self.mirror)
+        self.insight = Insight(self.db, self.registry, self.clock, self.settings.supervisor_roles)
+        """Tags, triggers, 360 views and the event feed (engine.insight)."""
         """Prometheus metrics of this engine, in a registry of its own (engine.observability)."""
         self.token_store = TokenStore(self.db, self.clock)
         self.authenticator = Authenticator(self.token_store, lambda: self.settings.trust_identity_headers,
@@ -138,8 +141,7 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may("definitions.upload"):
-                raise self._deny(actor, Forbidden("access.denied", params={"function": "definitions.upload"}),
-                                 "definition.upload", "definition:-")
+                raise Forbidden("access.denied", params={"function": "definitions.upload"})
         elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
             raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
         return self.registry.upload(document, actor.id).to_dict()
@@ -250,13 +252,10 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may_submit(form_key):
-                raise self._deny(actor, Forbidden("access.submit_denied", params={"form": form_key}),
-                                 "record.create", f"form:{form_key}")
+                raise Forbidden("access.submit_denied", params={"form": form_key})
             if isinstance(data, dict):
-                try:
-                    check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
-                except Forbidden as exc:
-                    raise self._deny(actor, exc, "record.create", f"form:{form_key}") from None
+                check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
+        data = apply_fills(spec, data, self._fill_source)  # copied from referenced records (engine.forms.fills)
         computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
         with self.db.read() as session:
             issues += _missing_refs(session, spec, computed)  # reported with everything else
@@ -271,7 +270,7 @@ class Engine:
         now = self.clock.now()
         record_id = str(uuid.uuid4())
         try:
-            with self._denials(actor), self.db.transaction() as session:
+            with self.db.transaction() as session:
                 if claim is not None:
                     idempotency.remember(session, claim, record_id, now)  # first: a racing twin stops here
                 missing = _missing_refs(session, spec, computed)  # again: it may have gone since
@@ -291,10 +290,10 @@ class Engine:
                 if access.restricted:
                     session.flush()
                     if not record_visible(session, access, record_id):  # a record one may not see, one may not create
-                        raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
-                                      "record.create", f"form:{form_key}")
+                        raise Forbidden("access.out_of_scope", params={"form": form_key})
                 if process is not None:
                     Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
+                self.insight.after_record_write(session, "record.created", form_key, record_id, computed, None, actor)
 
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
@@ -323,26 +322,20 @@ class Engine:
         if not _known_id(record_id):
             raise NotFound("record.not_found", params={"id": record_id[:64]})
         access = self.access(actor)
-        with self._denials(actor), self.db.read() as session:
+        with self.db.read() as session:
             if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
-                missing = NotFound("record.not_found", params={"id": record_id})
-                if session.get(RecordRow, record_id) is None:
-                    raise missing
-                raise _marked(missing, "record.update", f"record:{record_id}")
+                raise NotFound("record.not_found", params={"id": record_id})
             _check_not_in_process(session, record_id)
         if if_match is None:
             raise PreconditionRequired("record.precondition_required")
         if not isinstance(changes, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
         check_document(changes)
-        with self._denials(actor), self.db.read() as session:
+        with self.db.read() as session:
             row = session.get(RecordRow, record_id)
             if row is None:
                 raise NotFound("record.not_found", params={"id": record_id})
-            try:
-                check_writable(row.form_key, changes, access)
-            except Forbidden as exc:
-                raise _marked(exc, "record.update", f"record:{record_id}") from None
+            check_writable(row.form_key, changes, access)
             if row.row_version != if_match:
                 raise PreconditionFailed("record.version_mismatch", params={"current": row.row_version})
             form_key, form_version, stored = row.form_key, row.form_version, loads(row.data)
@@ -366,7 +359,7 @@ class Engine:
             return self.record(record_id, actor)
         sealed, blind, sensitive = self.vault.for_storage(spec, record_id, data)
         now = self.clock.now()
-        with self._denials(actor), self.db.transaction() as session:
+        with self.db.transaction() as session:
             missing = _missing_refs(session, spec, data)
             if missing:
                 raise ValidationFailed(missing)
@@ -377,8 +370,7 @@ class Engine:
             if access.restricted:
                 session.flush()
                 if not record_visible(session, access, record_id):  # no moving a record out of one's own scope
-                    raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
-                                  "record.update", f"record:{record_id}")
+                    raise Forbidden("access.out_of_scope", params={"form": form_key})
             session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
             session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record",
 
@@ -388,6 +380,7 @@ class Engine:
                                   payload=dumps({"record": record_id, "form": form_key, "row_version": if_match + 1,
                                                  "fields": fields}),
                                   status="pending", attempts=0, created_at=now))
+            self.insight.after_record_write(session, "record.updated", form_key, record_id, data, stored, actor)
         return self.record(record_id, actor)
 
     def record(self, record_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
@@ -403,11 +396,9 @@ class Engine:
             raise NotFound("record.not_found", params={"id": record_id})
         access = self.access(actor)
         if access.restricted:
-            with self._denials(actor), self.db.read() as session:
+            with self.db.read() as session:
                 if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
-
-                    raise _marked(NotFound("record.not_found", params={"id": record_id}),
-                                  "record.read", f"record:{record_id}")
+                    raise NotFound("record.not_found", params={"id": record_id})
         audited = self.vault.has_sensitive(self.registry.form(head.form_key, head.form_version), head.form_key)
         with self.db.transaction() if audited else self.db.read() as session:
             row = session.get(RecordRow, record_id)
@@ -416,28 +407,26 @@ class Engine:
             instances = session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id)
                                         .order_by(InstanceRow.started_at)).all()
             opened = self._open_rows([row])
+            if audited:
+                self._audit_reads(session, opened, actor)
             view = _record_view(row, list(instances), opened[0][1])
             view["data"] = readable_view(row.form_key, view["data"], access)
-            # audited: the sensitive values the caller gets in plaintext (not those dropped or masked)
-            shown = [(row, view["data"], shown_plaintext(opened[0][2], opened[0][1], view["data"]))]
-            if audited:
-                self._audit_reads(session, shown, actor)
         if not audited:
-            self._audit_reads(None, shown, actor)
+            self._audit_reads(None, opened, actor)
         return view
 
     def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50,
-                actor: Principal = SYSTEM) -> dict[str, Any]:
+                actor: Principal = SYSTEM, tag: str | None = None) -> dict[str, Any]:
         """A page of a form's records, oldest first; ``filters`` match top-level values exactly
         (a sensitive field by its blind index, without decrypting). Sensitive values are opened;
         each record returned with any of them appends a ``record.read_sensitive`` audit entry in
-        the reading transaction."""
+        the reading transaction. ``tag`` keeps the records that carry that tag now
+        (engine.insight)."""
         spec = self._form(form_key)
         access = self.access(actor)
         view = access.form(form_key)
         if view is None:
-            raise self._deny(actor, Forbidden("access.denied", params={"function": f"read {form_key}"}),
-                             "record.list", f"form:{form_key}")
+            raise Forbidden("access.denied", params={"function": f"read {form_key}"})
         if access.restricted:  # an unknown field and one the caller may not read get one answer
             check_filterable(spec, list(filters or {}), access, known=[column.name for column in spec.columns])
         filters = {field: self.vault.lookup(spec, form_key, field, _filter_value(spec, field, value))
@@ -445,20 +434,35 @@ class Engine:
         offset, limit = _paging(offset, limit, 500)
         audited = self.vault.has_sensitive(spec, form_key)
         with self.db.transaction() if audited else self.db.read() as session:
-            rows, total = record_store.page(session, form_key, filters, offset, limit,
-                                            where=record_condition(view, form_key, access))
-            shown = []
-            for row, data, revealed in self._open_rows(rows):
-                out = readable_view(form_key, data, access)
-                shown.append((row, out, shown_plaintext(revealed, data, out)))
+            where = record_condition(view, form_key, access)
+            if tag is not None:
+                from sqlalchemy import and_
+
+                from engine.store.models import RecordTagRow
+
+                tagged = RecordRow.id.in_(select(RecordTagRow.record_id).where(RecordTagRow.form_key == form_key,
+                                                                              RecordTagRow.tag == tag))
+                where = tagged if where is None else and_(where, tagged)
+            rows, total = record_store.page(session, form_key, filters, offset, limit, where=where)
+            opened = self._open_rows(rows)
             if audited:
-                self._audit_reads(session, shown, actor)
-            page = {"items": [_record_view(row, [], out) for row, out, _ in shown],
+                self._audit_reads(session, opened, actor)
+            page = {"items": [_record_view(row, [], readable_view(form_key, data, access)) for row, data, _ in opened],
                     "total": total, "offset": offset, "limit": limit}
 
         if not audited:
-            self._audit_reads(None, shown, actor)
+            self._audit_reads(None, opened, actor)
         return page
+
+    def _fill_source(self, form_key: str, record_id: str) -> dict[str, Any] | None:
+        """A referenced record's data (opened) for `apply_fills`, or None."""
+        if not _known_id(record_id):
+            return None
+        with self.db.read() as session:
+            row = session.get(RecordRow, record_id)
+            if row is None or row.form_key != form_key:
+                return None
+            return self._open_rows([row])[0][1]
 
     def _open_rows(self, rows: list[RecordRow]) -> list[tuple[RecordRow, dict[str, Any], list[str]]]:
         """Each row with its data opened and the pointers of its sensitive values in plaintext."""
@@ -483,6 +487,62 @@ class Engine:
             return
         with self.db.transaction() as own:
             own.add_all(entries)
+
+    def record_360(self, record_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """The 360 view of a record (engine.insight.view360): profile, links, children, related
+        records by form, their process instances with the current step, tags, the profile's
+        aggregates and one timeline; every record as ``actor`` may see it (records outside
+        the caller's scope are left out, fields filtered and masked). 404 as :meth:`record`."""
+        from engine.insight.view360 import build
+
+        self.record(record_id, actor)  # 404 / out of scope exactly as a plain read
+        access = self.access(actor)
+
+        def title_of(process_key: str, state: str) -> Any:
+            spec = self.registry.process(process_key)
+            state_spec = spec.states.get(state) if spec is not None else None
+            return state_spec.title if state_spec is not None else state
+
+        with self.db.read() as session:
+            row = session.get(RecordRow, record_id)
+            if row is None:
+                raise NotFound("record.not_found", params={"id": record_id})
+
+            def see(item: RecordRow) -> dict[str, Any] | None:
+                if access.form(item.form_key) is None:
+                    return None
+                if access.restricted and not record_visible(session, access, item.id):
+                    return None
+                return readable_view(item.form_key, self._open_rows([item])[0][1], access)
+
+            def sees_field(form_key: str, field: str | None) -> bool:
+                view = access.form(form_key)
+                return view is not None and (field is None or view.reads(field))
+
+            return build(session, self.insight.current(session), row, now=self.clock.now(), see=see,
+                         sees_field=sees_field, title_of=title_of)
+
+    def recompute_tags(self, form_key: str | None = None, progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Recompute every tag of every record (of ``form_key``'s records only, if given):
+        ``{records, changes}`` (what ``lowcode tags recompute`` does). Tags over time windows
+        ("in the last 90 days") change as time passes: run it daily."""
+        return self.insight.recompute_all(form_key, progress)
+
+    def events(self, after: int = 0, limit: int = 100, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """The integration event feed after the cursor ``after``, in order and without gaps:
+        ``{items: [{seq, topic, at, payload, id}], next}``. Payloads name records, instances
+        and fields, never field values. Needs one of ``settings.outbox.staff_roles`` or the
+        role ``integration``."""
+        from engine.insight.events import MAX_PAGE, page
+
+        roles = self.settings.outbox.staff_roles | {"integration"}
+        if actor is not SYSTEM and not (actor.roles & roles):
+            raise Forbidden("events.forbidden", params={"roles": sorted(roles)})
+        if not 0 <= after <= 2**63 - 1:
+            raise BadRequest("request.bad_parameter", path="after", params={"name": "after", "reason": "a sequence number"})
+        _offset, limit = _paging(0, limit, MAX_PAGE)
+        with self.db.read() as session:
+            return page(session, after, limit)
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
         """The id of the first record of ``form_key`` whose top-level ``field`` equals ``value``
@@ -554,7 +614,7 @@ class Engine:
 
         if not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
-        with self._denials(actor), self.db.read() as session:
+        with self.db.read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
                 raise NotFound("task.not_found", params={"id": task_id})
@@ -562,9 +622,8 @@ class Engine:
             assert instance is not None
             try:
                 spec, _tasks, _events, view = self._visible(session, instance, actor)
-            except NotFound as exc:
-                raise _marked(NotFound("task.not_found", params={"id": task_id}),
-                              *getattr(exc, "denied", (None, None))) from None
+            except NotFound:
+                raise NotFound("task.not_found", params={"id": task_id}) from None
             if view is View.STAFF:
                 return {**_task_view(task, instance), "view": "staff"}
             return _applicant_task_view(task, instance, spec.tracking.show_staff)
@@ -683,7 +742,7 @@ class Engine:
         access = self.access(actor)
         now = self.clock.now()
         try:
-            with self._denials(actor), self.db.transaction() as session:
+            with self.db.transaction() as session:
                 task = None
 
                 if task_id is not None:
@@ -698,10 +757,8 @@ class Engine:
                     raise NotFound("instance.not_found", params={"id": instance_id})
                 if access.restricted and not record_visible(session, access, instance.record_id):
                     # a case of a record outside the caller's scope does not exist for it
-                    raise _marked(NotFound("task.not_found" if task_id is not None else "instance.not_found",
-                                           params={"id": task_id if task_id is not None else instance_id}),
-                                  "task.operate" if task_id is not None else "instance.operate",
-                                  f"task:{task_id}" if task_id is not None else f"instance:{instance_id}")
+                    raise NotFound("task.not_found" if task_id is not None else "instance.not_found",
+                                   params={"id": task_id if task_id is not None else instance_id})
                 if claim is not None:
                     earlier = idempotency.earlier(session, claim)  # a twin may have committed while we waited
                     if earlier is not None:
@@ -711,9 +768,7 @@ class Engine:
                     if task.status != TaskStatus.OPEN.value:
                         raise Conflict("task.not_open", params={"status": task.status})
                     if step_grant and not access.may_act(instance.process_key, task.state):
-                        raise _marked(Forbidden("access.act_denied", params={"process": instance.process_key,
-                                                                             "state": task.state}),
-                                      "task.act", f"task:{task.id}")
+                        raise Forbidden("access.act_denied", params={"process": instance.process_key, "state": task.state})
                 if instance.status != "active":
                     raise Conflict("instance.not_active", params={"status": instance.status})
                 spec = self.registry.process(instance.process_key, instance.process_version)
@@ -726,6 +781,7 @@ class Engine:
                                                          record.form_key, record.id, loads(record.data))
                 operation(runner, instance, task, data)  # guards and notices see the values, callers do not
                 session.flush()
+                self.insight.after_operation(session, instance, actor)  # triggers on completion, tags
                 session.expire_all()  # answer what was stored, exactly as a later read will see it
                 view = self._view(session, instance, actor)
                 if key is not None:
@@ -755,7 +811,7 @@ class Engine:
 
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
-        with self._denials(actor), self.db.read() as session:
+        with self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
@@ -770,7 +826,7 @@ class Engine:
         from engine.workflow.timers import fire_due_timers
 
         stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit,
-                                lease=self.settings.timer_lease, open_data=lambda row: self._open_rows([row])[0][1])
+                                lease=self.settings.timer_lease)
         return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "lost": stats.lost,
                 "errors": stats.errors}
 
@@ -792,7 +848,7 @@ class Engine:
         gets 404. Every runtime operation answers this view for its caller."""
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
-        with self._denials(actor), self.db.read() as session:
+        with self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
@@ -817,8 +873,7 @@ class Engine:
             raise NotFound("instance.not_found", params={"id": instance.id})
         access = self.access(actor)
         if access.restricted and not record_visible(session, access, instance.record_id):
-            raise _marked(NotFound("instance.not_found", params={"id": instance.id}),  # outside the caller's scope
-                          "instance.read", f"instance:{instance.id}")
+            raise NotFound("instance.not_found", params={"id": instance.id})  # outside the caller's scope
         return spec, tasks, events, view
 
 
@@ -865,7 +920,7 @@ class Engine:
             raise NotFound("report.not_found", params={"key": key})
         access = self.access(actor)
         if not access.may_read_report(key):
-            raise self._deny(actor, Forbidden("access.report_denied", params={"key": key}), "report.read", f"report:{key}")
+            raise Forbidden("access.report_denied", params={"key": key})
         check_parameters(spec, params, access)
         started = time.perf_counter()
         try:
@@ -886,8 +941,7 @@ class Engine:
         access = self.access(actor)
         for item in spec.items:  # all or nothing: a dashboard with a report the caller may not read
             if not access.may_read_report(item.report):
-                raise self._deny(actor, Forbidden("access.report_denied", params={"key": item.report}),
-                                 "dashboard.read", f"dashboard:{key}")
+                raise Forbidden("access.report_denied", params={"key": item.report})
         return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language, actor=actor),
                              params, self.registry.report)
 
@@ -938,13 +992,75 @@ class Engine:
                                               {"detail": f"the mapping is for form {mapping.form}, not {form_key}"})])
             check_mapping_fields(mapping, [column.name for column in spec.columns])
             target = _OneByOneImport(self, actor) if one_by_one else _BulkImport(self, actor)
-            return run_import(target, mapping, source, progress=progress, rejects=Path(rejects) if rejects else None,
-                              all_or_nothing=all_or_nothing, batch_size=batch_size or DEFAULT_BATCH_SIZE)
+            report = run_import(target, mapping, source, progress=progress, rejects=Path(rejects) if rejects else None,
+                                all_or_nothing=all_or_nothing, batch_size=batch_size or DEFAULT_BATCH_SIZE)
+            self._retag_after_import(form_key)
+            return report
         except MappingError as exc:
             raise ValidationFailed([Issue(issue.path, "import.bad_mapping", {"detail": issue.message})
                                     for issue in exc.issues]) from None
         except SourceError as exc:
             raise ValidationFailed([Issue("", "import.bad_source", {"detail": str(exc)})]) from None
+
+    # -- backtest ------------------------------------------------------------------------------
+
+    def backtest(self, definition: Any, *, form: Any = None, data_path: Path | str | None = None,
+                 mapping: Any = None, rows: Any = None, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """Replay a candidate process definition's rule gates over history without storing
+        anything (``engine/definitions/backtest.py``): routes, gate choices, agreement with what
+        happened, and how many rows each rule decided in SQL and row by row.
+
+        History is, in this order of preference: ``rows`` (a list of ``{"data", "actual"?}``),
+        a file ``data_path`` read through ``mapping`` (a backtest mapping: a path or a dict; see
+        ``engine/definitions/backtest_source.py``), or the stored records of the process's
+        form (compared with the route their instances took). ``form`` is an optional candidate
+        form definition. Needs the definition-upload roles, as an upload does."""
+        from engine.definitions.backtest import MAX_ROWS, compile_candidate, run_backtest
+        from engine.definitions.backtest_source import compile_backtest_mapping, inline_history, read_history
+        from engine.definitions.backtest_source import stored_history
+
+        access = self.access(actor)
+        if access.restricted:
+            if not access.may("definitions.upload"):
+                raise Forbidden("access.denied", params={"function": "definitions.upload"})
+        elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
+            raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
+        spec, form_spec = compile_candidate(definition, form, self.registry.form)
+        began = time.perf_counter()  # timing_ms.total then counts reading the history too
+        if rows is not None:
+            history, with_issues = inline_history(rows, form_spec, max_rows=MAX_ROWS)
+            return run_backtest(spec, history, actual_source="rows", rows_with_issues=with_issues, began=began)
+        if data_path is not None:
+            if mapping is None:
+                raise ValidationFailed([Issue("/mapping", "backtest.mapping_required")])
+            if not isinstance(mapping, dict):
+                try:
+                    mapping = loads(Path(mapping).read_bytes())
+                except (OSError, ValueError):
+                    raise ValidationFailed([Issue("/mapping", "request.invalid_json", {"reason": "cannot read"})]) from None
+            compiled = compile_backtest_mapping(mapping)
+            history, with_issues = read_history(Path(data_path), compiled, form_spec, max_rows=MAX_ROWS)
+            outcome = compiled.outcome
+            return run_backtest(spec, history, predicts=outcome.predicts if outcome else None,
+                                actual_source=f"column {outcome.column}" if outcome else None,
+                                rows_with_issues=with_issues, began=began)
+
+        def open_record(row: RecordRow) -> dict[str, Any]:
+            form_version = self.registry.form(row.form_key, row.form_version)
+            return self.vault.for_reading(form_version, row.form_key, row.id, loads(row.data))[0]
+
+        with self.db.read() as session:
+            history = stored_history(session, spec.form, spec.key, self.registry.process, open_record,
+                                     max_rows=MAX_ROWS)
+        return run_backtest(spec, history, predicts={}, actual_source="instance route", began=began)
+
+    def _retag_after_import(self, form_key: str) -> None:
+        """Imported rows are written in batches without the per-record hooks: recompute the
+        tags of the imported form and of the forms its references point at, once, afterwards."""
+        catalog = self.insight.current()
+        tagged = {tag.form for tag in catalog.tags}
+        for form in sorted(tagged & {form_key, *catalog.refs.get(form_key, {}).values()}):
+            self.insight.recompute_all(form)
 
     # -- backtest ------------------------------------------------------------------------------
 
@@ -1005,8 +1121,7 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may("outbox.manage"):
-                raise self._deny(actor, Forbidden("access.denied", params={"function": "outbox.manage"}),
-                                 "outbox.manage", "outbox:-")
+                raise Forbidden("access.denied", params={"function": "outbox.manage"})
         elif actor is not SYSTEM and not (actor.roles & roles):
             raise Forbidden("outbox.forbidden", params={"roles": sorted(roles)})
 
@@ -1030,15 +1145,9 @@ class Engine:
 
     def _check_auditor(self, actor: Principal, attempted: str) -> None:
         roles = self.settings.audit_roles
-        access = self.access(actor)
-        if access.restricted:  # once roles are loaded, a role granting audit.read decides
-            if not access.may("audit.read"):
-                raise self._deny(actor, Forbidden("access.denied", params={"function": "audit.read"}), attempted,
-                                 "audit_log:-")
-        elif actor is not SYSTEM and not (actor.roles & roles):
+        if actor is not SYSTEM and not (actor.roles & roles):
             self.audit_denial(actor, attempted, "audit_log:-", "audit.forbidden")
             raise Forbidden("audit.forbidden", params={"roles": sorted(roles)})
-
 
     def audit_entries(self, actor: Principal = SYSTEM, *, actor_filter: str | None = None, object: str | None = None,
                       action: str | None = None, since: str | None = None, until: str | None = None,
@@ -1069,25 +1178,7 @@ class Engine:
                                                               "since": since, "until": until})))
         return auditlog.export(self.db, where)
 
-    def _deny(self, actor: Principal, exc: EngineError, action: str, object: str) -> EngineError:
-        """``exc``, after its denial was recorded (outside any open transaction)."""
-        self.audit_denial(actor, action, object, exc.code)
-        return exc
-
-    @contextmanager
-    def _denials(self, actor: Principal) -> Iterator[None]:
-        """Record the denial a block raises (:func:`_marked`) once the block's own transaction
-        has rolled back: enter this before the transaction."""
-        try:
-            yield
-        except EngineError as exc:
-            denied = getattr(exc, "denied", None)
-            if denied is not None:
-                self.audit_denial(actor, denied[0], denied[1], exc.code)
-            raise
-
     def audit_denial(self, principal: Principal, action: str, object: str, reason: str) -> None:
-
         """Record a permission denial (``access.denied``) in a transaction of its own: the
         refused operation's transaction rolls back. ``object`` is ``type:id``."""
         from engine.security.auditlog import audit_denial
@@ -1319,16 +1410,7 @@ def _require_named(actor: Principal) -> None:
         raise Forbidden("task.anonymous_actor")
 
 
-def _marked(exc: EngineError, action: str | None, object: str | None) -> EngineError:
-    """``exc`` marked as a permission denial of ``action`` on ``object`` (``type:id``), for
-    :meth:`Engine._denials` to record once the transaction that raised it rolled back."""
-    if action is not None and object is not None:
-        exc.denied = (action, object)  # type: ignore[attr-defined]
-    return exc
-
-
 def _check_not_in_process(session: Any, record_id: str) -> None:
-
     """``record.in_process`` (409) if the record started a process instance, running or ended."""
     status = session.scalars(select(InstanceRow.status).where(InstanceRow.record_id == record_id)
                              .order_by(InstanceRow.started_at.desc()).limit(1)).first()

@@ -72,8 +72,9 @@ async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
 @router.get("/forms/{key}/records", tags=["records"])
 def list_records(request: Request, key: str) -> ExactJSONResponse:
     filters = unique_query_params(request, _PAGING)
+    tag = filters.pop("tag", None)  # records carrying this tag now (engine.insight)
     page = engine_of(request).records(key, filters=filters, offset=int_query(request, "offset", 0),
-                                      limit=int_query(request, "limit", 50), actor=actor_of(request))
+                                      limit=int_query(request, "limit", 50), actor=actor_of(request), tag=tag)
     return ExactJSONResponse(page)
 
 
