@@ -10,7 +10,7 @@ form's pipeline, so computed fields are there, plus ``process.*`` as a new insta
   the first state that waits for people (or ends): e.g. ``triage → approved`` (decided by rule)
   or ``triage → review``;
 - every gate's choice, as if its action were taken (``review/approve`` → ``second_opinion`` or
-  ``approved``).
+  ``approved``); for a parallel state, how often each branch would start.
 
 The rules run in DuckDB where they compile to SQL and row by row where they do not
 (:mod:`engine.rules.batch`); both give what the running process would decide. When the history
@@ -40,6 +40,8 @@ from engine.workflow.spec import ProcessSpec, StateType, Transition
 
 MAX_ROWS = 500_000
 """Most historical rows one backtest replays."""
+BRANCHES = "branches"
+"""The ``action`` of a parallel state's gate: its branch conditions, each counted on its own."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def gates(spec: ProcessSpec) -> list[Gate]:
                                   action.transitions))
         if any(branch.when is not None for branch in state.branches):
             transitions = tuple(Transition(branch.start, branch.when, index) for index, branch in enumerate(state.branches))
-            found.append(Gate(f"/states/{name}/branches", name, "branches", transitions))
+            found.append(Gate(f"/states/{name}/branches", name, BRANCHES, transitions))
     return found
 
 
@@ -151,7 +153,13 @@ def run_backtest(spec: ProcessSpec, rows: Sequence[HistoryRow], *, predicts: Map
     taken: list[tuple[str, ...]] = []
     for index in range(len(rows)):
         for gate in all_gates:
-            gate_counts[gate.pointer][_choose(gate, index, holds)] += 1
+            if gate.action == BRANCHES:  # every branch whose condition holds starts
+                for transition in gate.transitions:
+                    answer = holds(gate, transition, index)
+                    if answer is True or answer == ERROR:
+                        gate_counts[gate.pointer][transition.to if answer is True else ERROR] += 1
+            else:
+                gate_counts[gate.pointer][_choose(gate, index, holds)] += 1
         path = _route(spec, index, auto, holds)
         routes[path] += 1
         taken.append(path)

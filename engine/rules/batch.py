@@ -13,7 +13,7 @@ import duckdb
 
 from engine.reports.mirror import connect_duckdb
 from engine.rules.compiler import CompiledRule, RuleError
-from engine.rules.to_sql import Column, ColumnPlan, NotCompilable, SqlRule, compile_sql, is_number, lookup
+from engine.rules.to_sql import Column, ColumnPlan, NotCompilable, SqlRule, compile_sql, lookup
 from engine.rules.to_sql import native_number, profile_column
 
 ERROR = "error"
@@ -160,6 +160,4 @@ def _run(con: duckdb.DuckDBPyConnection, table: str, sql: SqlRule, rule: Compile
 def _from_sql(value: Any, sql: SqlRule) -> Any:
     if isinstance(value, float):
         return Decimal(repr(value))  # as the engine reads a double back from the native core
-    if isinstance(value, Decimal) and is_number(value):
-        return value
-    return value
+    return value  # DECIMAL comes back as Decimal, VARCHAR as str, BOOLEAN as bool, NULL as None

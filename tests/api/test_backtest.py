@@ -148,3 +148,25 @@ def test_cli_backtests_a_csv_through_a_mapping_with_outcomes(flow: Engine, datab
     assert table.exit_code == 0 and "agreement: 75.00 %" in table.output
     bad = runner.invoke(app, ["backtest", str(candidate), "--data", str(data), "--database-url", database_url])
     assert bad.exit_code == 2 and "backtest.mapping_required" in bad.output
+
+
+def test_parallel_branch_conditions_are_counted_each_on_its_own(flow: Engine) -> None:
+    def task(to: str) -> dict[str, Any]:
+        return {"type": "task", "title": to, "assignee": {"role": "reviewer"},
+                "actions": {"approve": {"title": "Approve", "transitions": [{"to": to}]}}}
+
+    candidate = {
+        "kind": "process", "key": "request_flow", "form": "request", "title": "Split", "start": "split",
+        "states": {
+            "split": {"type": "parallel", "join": "merge", "branches": [
+                {"start": "legal", "when": {">": [{"var": "amount"}, 900]}},
+                {"start": "risk", "when": {"==": [{"var": "risk"}, "high"]}}, {"start": "ops"}]},
+            "legal": task("merge"), "risk": task("merge"), "ops": task("merge"), "merge": task("done"),
+            "done": {"type": "end", "title": "Done", "outcome": "approved"}}}
+    result = flow.backtest(candidate)
+    targets = {gate["gate"]: gate["targets"] for gate in result["gates"]}["/states/split/branches"]
+    # amounts 500, 999.99, 1000.01, 800 (high), 7000 (no risk: == "high" goes to the row evaluator)
+    assert targets == {"legal": 3, "risk": 1, "ops": 5}
+    assert [route["route"] for route in result["routes"]] == ["split"]
+    risk = next(rule for rule in result["rules"] if rule["rule"] == "/states/split/branches/1/when")
+    assert (risk["sql_rows"], risk["row_rows"], risk["holds"]) == (4, 1, 1)
