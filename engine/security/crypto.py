@@ -112,6 +112,11 @@ def _locations(data: Any, path: SensitivePath, pointer: str = "") -> Iterator[tu
         yield from _reach(data, head, rest, f"{pointer}/{_escape(head)}")
 
 
+def values_at(data: Any, path: SensitivePath) -> Iterator[tuple[Any, Any, str]]:
+    """``(container, key, JSON pointer)`` of every value ``path`` reaches in ``data``."""
+    return _locations(data, path)
+
+
 def _reach(container: Any, key: Any, rest: SensitivePath, pointer: str) -> Iterator[tuple[Any, Any, str]]:
     if not rest:
         yield container, key, pointer

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from engine.clock import Clock
 from engine.jsoncodec import dumps, loads
-from engine.security.crypto import envelope_kids, is_envelope
+from engine.security.crypto import envelope_kids, is_envelope, values_at
 from engine.security.vault import Vault
 from engine.store.database import Database
 from engine.store.models import AuditRow, RecordRow, RecordValueRow
@@ -58,7 +58,8 @@ class KeyStatus:
     """Values of sensitive fields not sealed (written before the field became sensitive)."""
 
 
-def _candidates(vault: Vault, sensitive_forms: set[str]) -> Any:
+def _candidates(sensitive_forms: set[str]) -> Any:
+    """Records that may hold sensitive values: with an envelope, or of a form with sensitive fields."""
     condition = RecordRow.data.like('%"$sealed"%')
     if sensitive_forms:
         condition = or_(condition, RecordRow.form_key.in_(sorted(sensitive_forms)))
@@ -66,11 +67,9 @@ def _candidates(vault: Vault, sensitive_forms: set[str]) -> Any:
 
 
 def _plaintext_count(vault: Vault, spec: Any, form_key: str, data: dict[str, Any]) -> int:
-    from engine.security.crypto import _locations
-
     count = 0
     for path in vault.paths(spec, form_key):
-        for container, key, _pointer in _locations(data, path):
+        for container, key, _pointer in values_at(data, path):
             value = container[key]
             if value is not None and not is_envelope(value):
                 count += 1
@@ -78,6 +77,8 @@ def _plaintext_count(vault: Vault, spec: Any, form_key: str, data: dict[str, Any
 
 
 def status(db: Database, vault: Vault, form: FormLookup, sensitive_forms: set[str], batch: int = 1000) -> KeyStatus:
+    """Count the sealed values per key id (reading the candidate records in batches), the
+    plaintext values of sensitive fields and the blind-index rows per key id."""
     ring = vault.cipher.keys.keyring()
     values: Counter[str] = Counter()
     plaintext = 0
@@ -85,7 +86,7 @@ def status(db: Database, vault: Vault, form: FormLookup, sensitive_forms: set[st
     while True:
         with db.read() as session:
             rows = session.execute(select(RecordRow.id, RecordRow.form_key, RecordRow.form_version, RecordRow.data)
-                                   .where(RecordRow.id > last, _candidates(vault, sensitive_forms))
+                                   .where(RecordRow.id > last, _candidates(sensitive_forms))
                                    .order_by(RecordRow.id).limit(batch)).all()
         if not rows:
             break
@@ -95,15 +96,9 @@ def status(db: Database, vault: Vault, form: FormLookup, sensitive_forms: set[st
             values.update(envelope_kids(data))
             plaintext += _plaintext_count(vault, form(row.form_key, row.form_version), row.form_key, data)
     with db.read() as session:
-        index = dict(session.execute(select(RecordValueRow.key_id, _count()).where(RecordValueRow.key_id.is_not(None))
+        index = dict(session.execute(select(RecordValueRow.key_id, func.count()).where(RecordValueRow.key_id.is_not(None))
                                      .group_by(RecordValueRow.key_id)).all())
     return KeyStatus(ring.active, ring.key_ids, dict(values), {str(k): int(v) for k, v in index.items()}, plaintext)
-
-
-def _count() -> Any:
-    from sqlalchemy import func
-
-    return func.count()
 
 
 def rotate(db: Database, vault: Vault, form: FormLookup, sensitive_forms: set[str], clock: Clock, actor: str,
@@ -117,7 +112,7 @@ def rotate(db: Database, vault: Vault, form: FormLookup, sensitive_forms: set[st
         with db.read() as session:
             rows = session.execute(select(RecordRow.id, RecordRow.form_key, RecordRow.form_version, RecordRow.data,
                                           RecordRow.row_version)
-                                   .where(RecordRow.id > last, _candidates(vault, sensitive_forms))
+                                   .where(RecordRow.id > last, _candidates(sensitive_forms))
                                    .order_by(RecordRow.id).limit(batch)).all()
             if not rows:
                 break

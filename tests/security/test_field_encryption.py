@@ -359,3 +359,45 @@ def test_a_trigger_updating_a_record_keeps_its_sensitive_fields_sealed(engine: E
     assert record["data"]["contact_phone"] == "+86 591 8765 4321"
     [(data,)] = _raw(engine, "SELECT data FROM records WHERE id = :id", id=customer)
     assert "8765" not in data and json.loads(data)["contact_phone"]["$sealed"] == "v1"
+
+
+def test_the_keys_commands_show_and_rotate(sealed: Engine, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    for n in range(3):
+        _submit(sealed, id_number=f"ID-{n}")
+    monkeypatch.setenv("LOWCODE_MASTER_KEY_FILE", str(key_file))
+    monkeypatch.delenv("LOWCODE_MASTER_KEY", raising=False)
+    url = ["--database-url", sealed.db.url]
+    shown = CliRunner().invoke(app, ["keys", "status", *url])
+    assert shown.exit_code == 0, shown.output
+    assert "k1" in shown.output and "12" in shown.output and "9" in shown.output  # 12 values, 9 index rows
+    document = json.loads(key_file.read_text())
+    document["keys"]["k2"] = base64.b64encode(_key()).decode()
+    document["active"] = "k2"
+    key_file.write_text(json.dumps(document))
+    rotated = CliRunner().invoke(app, ["keys", "rotate", "--batch", "2", *url])
+    assert rotated.exit_code == 0, rotated.output
+    assert "Re-sealed 3 records under key k2; 0 values remain under other keys" in rotated.output
+    sealed.vault.cipher.keys.reload()
+    assert sealed.key_status().values == {"k2": 12}
+
+
+def test_serve_refuses_production_with_sensitive_fields_and_no_key(database_url: str) -> None:
+    import typer
+
+    from engine.cli import _refuse_sensitive_without_key
+
+    eng = Engine(database_url, clock=FakeClock(), settings=dataclasses.replace(
+        Settings.from_env(), database_url=database_url, encryption=KeySettings(production=True)))
+    try:
+        eng.migrate()
+        _refuse_sensitive_without_key(eng)  # no sensitive form yet: starts
+        eng.upload(FORM)
+        with pytest.raises(typer.Exit) as stopped:
+            _refuse_sensitive_without_key(eng)
+        assert stopped.value.exit_code == 2
+    finally:
+        eng.close()
