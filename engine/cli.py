@@ -112,7 +112,9 @@ def run_worker(interval: float = typer.Option(1.0, min=0.05, help="Seconds to wa
 
     configure_logging(log_format.value)
     _refuse_unsafe_start()
-    worker = Worker(_engine(database_url), interval=interval)
+    engine = _engine(database_url)
+    _refuse_sensitive_without_key(engine)  # timers open sealed fields too
+    worker = Worker(engine, interval=interval)
     if once:
         result = worker.run_once()
         sys.stdout.write(dumps({"timers": result.timers, "deliveries": result.deliveries}) + "\n")
@@ -480,69 +482,5 @@ def main() -> None:
         hint = " (run `lowcode migrate` first?)" if "no such table" in reason or "does not exist" in reason else ""
         errors.print(f"[red]database.error[/red] {reason.splitlines()[0]}{hint}", highlight=False)
         raise SystemExit(2) from None
-
-
-def _refuse_sensitive_without_key(engine: Any) -> None:
-    """Production mode with sensitive fields and no master key: exit 2 before serving."""
-    from engine.messages import render_message
-
-    forms = engine.sensitive_forms_without_key()
-    if forms:
-        errors.print(f"[red]crypto.production_without_key[/red] "
-                     f"{render_message('crypto.production_without_key', {'forms': ', '.join(forms)}, 'en')}",
-                     highlight=False)
-        raise typer.Exit(code=2)
-
-
-@audit_app.command("export")
-def audit_export(out: Path = typer.Option(..., "--out", dir_okay=False, help="JSON Lines file to write"),
-                 database_url: Optional[str] = DatabaseOption) -> None:
-    """Write every audit entry, in chain order, as JSON Lines (each line with its prev_hash and
-    hash, so the file can be checked on its own)."""
-    from engine.messages import render_message
-
-    engine = _engine(database_url)
-    count = 0
-    with out.open("w", encoding="utf-8") as handle:
-        for line in engine.export_audit():
-            handle.write(line)
-            count += 1
-    console.print(render_message("audit.exported", {"count": count, "file": str(out)}, "en"), highlight=False)
-
-
-keys_app = typer.Typer(help="Master keys of sensitive fields (encryption at rest).", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-
-
-@keys_app.command("status")
-def keys_status(database_url: Optional[str] = DatabaseOption) -> None:
-    """Show the key ring (the active key first) and, per key id, the sealed values and
-    blind-index rows stored under it."""
-    status = _engine(database_url).key_status()
-    table = Table("key id", "active", "sealed values", "index rows")
-    for kid in sorted(set(status.keys) | set(status.values) | set(status.index)):
-        table.add_row(kid, "yes" if kid == status.active else "", str(status.values.get(kid, 0)),
-                      str(status.index.get(kid, 0)))
-    console.print(table)
-    if status.plaintext:
-        console.print(f"{status.plaintext} values of sensitive fields are not sealed yet: run lowcode keys rotate")
-
-
-@keys_app.command("rotate")
-def keys_rotate(batch: int = typer.Option(500, min=1, max=100_000, help="Records per transaction"),
-                database_url: Optional[str] = DatabaseOption) -> None:
-    """Re-seal every sensitive value under the active key (add the new key to
-    LOWCODE_MASTER_KEY_FILE and name it active first; keep the old one until this is done).
-    Batched and resumable: run it again after an interruption."""
-    from engine.messages import render_message
-
-    engine = _engine(database_url)
-    result = engine.rotate_keys(batch=batch)
-    status = engine.key_status()
-    remaining = sum(count for kid, count in status.values.items() if kid != result.kid) + status.plaintext
-    console.print(render_message("keys.rotated", {"records": result.records, "kid": result.kid,
-                                                  "remaining": remaining}, "en"), highlight=False)
-    if remaining:
-        raise typer.Exit(code=3)
 
 
