@@ -1,4 +1,4 @@
-"""Where a backtest's history comes from: a CSV / JSON Lines file read through an import mapping
+"""Where a backtest's history comes from: a CSV / JSON Lines / Parquet file read through an import mapping
 (``engine/imports``) with an optional ``outcome`` section, or the stored records of a form with
 the route their process instances actually took.
 
@@ -14,11 +14,12 @@ another form) are not resolved: a backtest writes and reads no records for them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -81,31 +82,66 @@ def read_history(path: Path, mapping: BacktestMapping, form: FormSpec, *, max_ro
     if import_mapping.form != form.key:
         raise ValidationFailed([Issue("/form", "import.bad_mapping",
                                       {"detail": f"the mapping is for form {import_mapping.form}, not {form.key}"})])
-    fill = [_filler(spec, import_mapping.null_values, import_mapping.source.format == "jsonl")
+    parquet = path.suffix.lower() == ".parquet"
+    fill = [_filler(spec, import_mapping.null_values, import_mapping.source.format == "jsonl" and not parquet)
             for spec in import_mapping.fields]
     outcome = mapping.outcome
     rows: list[HistoryRow] = []
     with_issues = 0
     try:
-        with open_source(path, import_mapping.source) as source:
-            for row in source:
-                if row.problem is not None:
-                    with_issues += 1
-                    continue
-                if len(rows) >= max_rows:
-                    raise ValidationFailed([Issue("", "backtest.too_many_rows", {"limit": max_rows})])
-                data: dict[str, Any] = {}
-                bad = any(not step(row.cells, data) for step in fill)
-                computed = run_pipeline(form, data)
-                with_issues += bool(bad or computed.issues)
-                actual = None
-                if outcome is not None:
-                    cell = row.cells.get(outcome.column)
-                    actual = outcome.values.get(cell.strip() if isinstance(cell, str) else str(cell))
-                rows.append(HistoryRow(computed.data, actual))
+        for cells in (_parquet_cells(path) if parquet else _source_cells(path, import_mapping)):
+            if cells is None:  # a JSON Lines line that is not an object
+                with_issues += 1
+                continue
+            if len(rows) >= max_rows:
+                raise ValidationFailed([Issue("", "backtest.too_many_rows", {"limit": max_rows})])
+            data: dict[str, Any] = {}
+            filled = [step(cells, data) for step in fill]  # every field, even after a bad cell
+            computed = run_pipeline(form, data)
+            with_issues += bool(not all(filled) or computed.issues)
+            actual = None
+            if outcome is not None:
+                cell = cells.get(outcome.column)
+                actual = outcome.values.get(cell.strip() if isinstance(cell, str) else str(cell))
+            rows.append(HistoryRow(computed.data, actual))
     except SourceError as exc:
         raise ValidationFailed([Issue("", "import.bad_source", {"detail": str(exc)})]) from None
     return rows, with_issues
+
+
+def _source_cells(path: Path, mapping: ImportMapping) -> Iterator[Mapping[str, Any] | None]:
+    with open_source(path, mapping.source) as source:
+        for row in source:
+            yield None if row.problem is not None else row.cells
+
+
+def _parquet_cells(path: Path) -> Iterator[Mapping[str, Any]]:
+    """A Parquet file's rows with each cell as text (a number as its shortest round-trip text,
+    a boolean as ``true``/``false``, null as no cell), then converted as CSV cells are. Read by
+    DuckDB's built-in Parquet reader on a connection of its own that loads no extension; only
+    from the Python API and the command line, never from a request."""
+    config = {"autoload_known_extensions": False, "autoinstall_known_extensions": False,
+              "allow_community_extensions": False, "allow_unsigned_extensions": False,
+              "python_enable_replacements": False, "threads": 1}
+    connection = duckdb.connect(":memory:", config=config)
+    try:
+        result = connection.execute("SELECT * FROM read_parquet($path)", {"path": str(path)})
+        names = [column[0] for column in result.description]
+        while batch := result.fetchmany(1000):
+            for values in batch:
+                yield {name: _text(value) for name, value in zip(names, values) if value is not None}
+    except duckdb.Error as exc:
+        raise SourceError(f"{path.name}: not a readable Parquet file ({type(exc).__name__})") from None
+    finally:
+        connection.close()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def inline_history(rows: Any, form: FormSpec, *, max_rows: int) -> tuple[list[HistoryRow], int]:

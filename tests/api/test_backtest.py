@@ -170,3 +170,25 @@ def test_parallel_branch_conditions_are_counted_each_on_its_own(flow: Engine) ->
     assert [route["route"] for route in result["routes"]] == ["split"]
     risk = next(rule for rule in result["rules"] if rule["rule"] == "/states/split/branches/1/when")
     assert (risk["sql_rows"], risk["row_rows"], risk["holds"]) == (4, 1, 1)
+
+
+def test_a_parquet_history_is_read_like_the_same_csv(flow: Engine, tmp_path: Path) -> None:
+    import duckdb
+
+    csv_path = tmp_path / "history.csv"
+    csv_path.write_text("amt,rating,decision\n10.5,low,Y\n2000.25,low,N\n30,,Y\n", encoding="utf-8")
+    parquet = tmp_path / "history.parquet"
+    writer = duckdb.connect()
+    writer.execute(f"COPY (SELECT * FROM read_csv('{csv_path}')) TO '{parquet}' (FORMAT parquet)")
+    writer.close()
+    mapping = {"form": "request", "source": {"format": "csv"},
+               "fields": {"amount": {"column": "amt", "type": "decimal"}, "risk": {"column": "rating"}},
+               "outcome": {"column": "decision", "values": {"Y": "approved", "N": "rejected"}}}
+    from_csv = flow.backtest(_process(1000), data_path=csv_path, mapping=mapping)
+    from_parquet = flow.backtest(_process(1000), data_path=parquet, mapping=mapping)
+    for key in ("rows", "rows_with_issues", "routes", "gates", "comparison"):
+        assert from_parquet[key] == from_csv[key], key
+    assert {route["route"]: route["count"] for route in from_csv["routes"]} == {"approved": 1, "review": 2}
+    with pytest.raises(ValidationFailed) as bad:
+        flow.backtest(_process(1000), data_path=csv_path.with_suffix(".parquet").with_name("x.parquet"), mapping=mapping)
+    assert bad.value.issues[0].code == "import.bad_source"
