@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.clock import Clock, clock_from_setting
 from engine.config import Settings
 from engine.definitions import DefinitionRegistry, UploadResult
 from engine.errors import BadRequest, Conflict, DefinitionInvalid, Forbidden, Issue, NotFound, ValidationFailed
-from engine.errors import PreconditionFailed, PreconditionRequired
+from engine.errors import EngineError, PreconditionFailed, PreconditionRequired
 from engine.forms.bulk import prepare_submission
 from engine.forms.pipeline import run as run_pipeline
 from engine.forms.fills import apply_fills
@@ -33,7 +34,7 @@ from engine.reports.exports import ReportExport, check_format, export_result
 from engine.security import SYSTEM, Principal
 from engine.security.crypto import FieldCipher
 from engine.security.keyring import KeySource
-from engine.security.vault import Vault, read_entry
+from engine.security.vault import Vault, read_entry, shown_plaintext
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
@@ -141,7 +142,8 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may("definitions.upload"):
-                raise Forbidden("access.denied", params={"function": "definitions.upload"})
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "definitions.upload"}),
+                                 "definition.upload", "definition:-")
         elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
             raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
         return self.registry.upload(document, actor.id).to_dict()
@@ -252,9 +254,13 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may_submit(form_key):
-                raise Forbidden("access.submit_denied", params={"form": form_key})
+                raise self._deny(actor, Forbidden("access.submit_denied", params={"form": form_key}),
+                                 "record.create", f"form:{form_key}")
             if isinstance(data, dict):
-                check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
+                try:
+                    check_writable(spec, {name: value for name, value in data.items() if value is not None}, access)
+                except Forbidden as exc:
+                    raise self._deny(actor, exc, "record.create", f"form:{form_key}") from None
         data = apply_fills(spec, data, self._fill_source)  # copied from referenced records (engine.forms.fills)
         computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
         with self.db.read() as session:
@@ -270,7 +276,7 @@ class Engine:
         now = self.clock.now()
         record_id = str(uuid.uuid4())
         try:
-            with self.db.transaction() as session:
+            with self._denials(actor), self.db.transaction() as session:
                 if claim is not None:
                     idempotency.remember(session, claim, record_id, now)  # first: a racing twin stops here
                 missing = _missing_refs(session, spec, computed)  # again: it may have gone since
@@ -290,7 +296,8 @@ class Engine:
                 if access.restricted:
                     session.flush()
                     if not record_visible(session, access, record_id):  # a record one may not see, one may not create
-                        raise Forbidden("access.out_of_scope", params={"form": form_key})
+                        raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
+                                      "record.create", f"form:{form_key}")
                 if process is not None:
                     Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
                 self.insight.after_record_write(session, "record.created", form_key, record_id, computed, None, actor)
@@ -322,20 +329,26 @@ class Engine:
         if not _known_id(record_id):
             raise NotFound("record.not_found", params={"id": record_id[:64]})
         access = self.access(actor)
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
-                raise NotFound("record.not_found", params={"id": record_id})
+                missing = NotFound("record.not_found", params={"id": record_id})
+                if session.get(RecordRow, record_id) is None:
+                    raise missing
+                raise _marked(missing, "record.update", f"record:{record_id}")
             _check_not_in_process(session, record_id)
         if if_match is None:
             raise PreconditionRequired("record.precondition_required")
         if not isinstance(changes, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
         check_document(changes)
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             row = session.get(RecordRow, record_id)
             if row is None:
                 raise NotFound("record.not_found", params={"id": record_id})
-            check_writable(row.form_key, changes, access)
+            try:
+                check_writable(row.form_key, changes, access)
+            except Forbidden as exc:
+                raise _marked(exc, "record.update", f"record:{record_id}") from None
             if row.row_version != if_match:
                 raise PreconditionFailed("record.version_mismatch", params={"current": row.row_version})
             form_key, form_version, stored = row.form_key, row.form_version, loads(row.data)
@@ -359,7 +372,7 @@ class Engine:
             return self.record(record_id, actor)
         sealed, blind, sensitive = self.vault.for_storage(spec, record_id, data)
         now = self.clock.now()
-        with self.db.transaction() as session:
+        with self._denials(actor), self.db.transaction() as session:
             missing = _missing_refs(session, spec, data)
             if missing:
                 raise ValidationFailed(missing)
@@ -370,7 +383,8 @@ class Engine:
             if access.restricted:
                 session.flush()
                 if not record_visible(session, access, record_id):  # no moving a record out of one's own scope
-                    raise Forbidden("access.out_of_scope", params={"form": form_key})
+                    raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
+                                  "record.update", f"record:{record_id}")
             session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
             session.add(AuditRow(at=now, actor=actor.id, action="record.update", object_type="record",
 
@@ -396,9 +410,11 @@ class Engine:
             raise NotFound("record.not_found", params={"id": record_id})
         access = self.access(actor)
         if access.restricted:
-            with self.db.read() as session:
+            with self._denials(actor), self.db.read() as session:
                 if not record_visible(session, access, record_id):  # outside the caller's scope: as if absent
-                    raise NotFound("record.not_found", params={"id": record_id})
+
+                    raise _marked(NotFound("record.not_found", params={"id": record_id}),
+                                  "record.read", f"record:{record_id}")
         audited = self.vault.has_sensitive(self.registry.form(head.form_key, head.form_version), head.form_key)
         with self.db.transaction() if audited else self.db.read() as session:
             row = session.get(RecordRow, record_id)
@@ -407,12 +423,14 @@ class Engine:
             instances = session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id)
                                         .order_by(InstanceRow.started_at)).all()
             opened = self._open_rows([row])
-            if audited:
-                self._audit_reads(session, opened, actor)
             view = _record_view(row, list(instances), opened[0][1])
             view["data"] = readable_view(row.form_key, view["data"], access)
+            # audited: the sensitive values the caller gets in plaintext (not those dropped or masked)
+            shown = [(row, view["data"], shown_plaintext(opened[0][2], opened[0][1], view["data"]))]
+            if audited:
+                self._audit_reads(session, shown, actor)
         if not audited:
-            self._audit_reads(None, opened, actor)
+            self._audit_reads(None, shown, actor)
         return view
 
     def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50,
@@ -426,7 +444,8 @@ class Engine:
         access = self.access(actor)
         view = access.form(form_key)
         if view is None:
-            raise Forbidden("access.denied", params={"function": f"read {form_key}"})
+            raise self._deny(actor, Forbidden("access.denied", params={"function": f"read {form_key}"}),
+                             "record.list", f"form:{form_key}")
         if access.restricted:  # an unknown field and one the caller may not read get one answer
             check_filterable(spec, list(filters or {}), access, known=[column.name for column in spec.columns])
         filters = {field: self.vault.lookup(spec, form_key, field, _filter_value(spec, field, value))
@@ -444,14 +463,17 @@ class Engine:
                                                                               RecordTagRow.tag == tag))
                 where = tagged if where is None else and_(where, tagged)
             rows, total = record_store.page(session, form_key, filters, offset, limit, where=where)
-            opened = self._open_rows(rows)
+            shown = []
+            for row, data, revealed in self._open_rows(rows):
+                out = readable_view(form_key, data, access)
+                shown.append((row, out, shown_plaintext(revealed, data, out)))
             if audited:
-                self._audit_reads(session, opened, actor)
-            page = {"items": [_record_view(row, [], readable_view(form_key, data, access)) for row, data, _ in opened],
+                self._audit_reads(session, shown, actor)
+            page = {"items": [_record_view(row, [], out) for row, out, _ in shown],
                     "total": total, "offset": offset, "limit": limit}
 
         if not audited:
-            self._audit_reads(None, opened, actor)
+            self._audit_reads(None, shown, actor)
         return page
 
     def _fill_source(self, form_key: str, record_id: str) -> dict[str, Any] | None:
@@ -535,14 +557,25 @@ class Engine:
         role ``integration``."""
         from engine.insight.events import MAX_PAGE, page
 
+        from engine.security.scope import visible_events
+
         roles = self.settings.outbox.staff_roles | {"integration"}
-        if actor is not SYSTEM and not (actor.roles & roles):
+        access = self.access(actor)
+        if access.restricted:  # once roles are loaded, a role granting events.read decides
+            if not access.may("events.read"):
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "events.read"}),
+                                 "events.read", "events:-")
+        elif actor is not SYSTEM and not (actor.roles & roles):
             raise Forbidden("events.forbidden", params={"roles": sorted(roles)})
         if not 0 <= after <= 2**63 - 1:
             raise BadRequest("request.bad_parameter", path="after", params={"name": "after", "reason": "a sequence number"})
         _offset, limit = _paging(0, limit, MAX_PAGE)
         with self.db.read() as session:
-            return page(session, after, limit)
+            result = page(session, after, limit)
+            # a restricted reader gets the events of records in its scope, naming fields it sees
+            # (``next`` still moves past the others)
+            result["items"] = visible_events(session, access, result["items"])
+            return result
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
         """The id of the first record of ``form_key`` whose top-level ``field`` equals ``value``
@@ -614,7 +647,7 @@ class Engine:
 
         if not _known_id(task_id):
             raise NotFound("task.not_found", params={"id": task_id[:64]})
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
                 raise NotFound("task.not_found", params={"id": task_id})
@@ -622,8 +655,9 @@ class Engine:
             assert instance is not None
             try:
                 spec, _tasks, _events, view = self._visible(session, instance, actor)
-            except NotFound:
-                raise NotFound("task.not_found", params={"id": task_id}) from None
+            except NotFound as exc:
+                raise _marked(NotFound("task.not_found", params={"id": task_id}),
+                              *getattr(exc, "denied", (None, None))) from None
             if view is View.STAFF:
                 return {**_task_view(task, instance), "view": "staff"}
             return _applicant_task_view(task, instance, spec.tracking.show_staff)
@@ -742,7 +776,7 @@ class Engine:
         access = self.access(actor)
         now = self.clock.now()
         try:
-            with self.db.transaction() as session:
+            with self._denials(actor), self.db.transaction() as session:
                 task = None
 
                 if task_id is not None:
@@ -757,8 +791,10 @@ class Engine:
                     raise NotFound("instance.not_found", params={"id": instance_id})
                 if access.restricted and not record_visible(session, access, instance.record_id):
                     # a case of a record outside the caller's scope does not exist for it
-                    raise NotFound("task.not_found" if task_id is not None else "instance.not_found",
-                                   params={"id": task_id if task_id is not None else instance_id})
+                    raise _marked(NotFound("task.not_found" if task_id is not None else "instance.not_found",
+                                           params={"id": task_id if task_id is not None else instance_id}),
+                                  "task.operate" if task_id is not None else "instance.operate",
+                                  f"task:{task_id}" if task_id is not None else f"instance:{instance_id}")
                 if claim is not None:
                     earlier = idempotency.earlier(session, claim)  # a twin may have committed while we waited
                     if earlier is not None:
@@ -768,7 +804,9 @@ class Engine:
                     if task.status != TaskStatus.OPEN.value:
                         raise Conflict("task.not_open", params={"status": task.status})
                     if step_grant and not access.may_act(instance.process_key, task.state):
-                        raise Forbidden("access.act_denied", params={"process": instance.process_key, "state": task.state})
+                        raise _marked(Forbidden("access.act_denied", params={"process": instance.process_key,
+                                                                             "state": task.state}),
+                                      "task.act", f"task:{task.id}")
                 if instance.status != "active":
                     raise Conflict("instance.not_active", params={"status": instance.status})
                 spec = self.registry.process(instance.process_key, instance.process_version)
@@ -811,7 +849,7 @@ class Engine:
 
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
@@ -826,7 +864,7 @@ class Engine:
         from engine.workflow.timers import fire_due_timers
 
         stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit,
-                                lease=self.settings.timer_lease)
+                                lease=self.settings.timer_lease, open_data=lambda row: self._open_rows([row])[0][1])
         return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "lost": stats.lost,
                 "errors": stats.errors}
 
@@ -848,7 +886,7 @@ class Engine:
         gets 404. Every runtime operation answers this view for its caller."""
         if not _known_id(instance_id):
             raise NotFound("instance.not_found", params={"id": instance_id[:64]})
-        with self.db.read() as session:
+        with self._denials(actor), self.db.read() as session:
             instance = session.get(InstanceRow, instance_id)
             if instance is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
@@ -873,7 +911,8 @@ class Engine:
             raise NotFound("instance.not_found", params={"id": instance.id})
         access = self.access(actor)
         if access.restricted and not record_visible(session, access, instance.record_id):
-            raise NotFound("instance.not_found", params={"id": instance.id})  # outside the caller's scope
+            raise _marked(NotFound("instance.not_found", params={"id": instance.id}),  # outside the caller's scope
+                          "instance.read", f"instance:{instance.id}")
         return spec, tasks, events, view
 
 
@@ -920,7 +959,7 @@ class Engine:
             raise NotFound("report.not_found", params={"key": key})
         access = self.access(actor)
         if not access.may_read_report(key):
-            raise Forbidden("access.report_denied", params={"key": key})
+            raise self._deny(actor, Forbidden("access.report_denied", params={"key": key}), "report.read", f"report:{key}")
         check_parameters(spec, params, access)
         started = time.perf_counter()
         try:
@@ -941,7 +980,8 @@ class Engine:
         access = self.access(actor)
         for item in spec.items:  # all or nothing: a dashboard with a report the caller may not read
             if not access.may_read_report(item.report):
-                raise Forbidden("access.report_denied", params={"key": item.report})
+                raise self._deny(actor, Forbidden("access.report_denied", params={"key": item.report}),
+                                 "dashboard.read", f"dashboard:{key}")
         return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language, actor=actor),
                              params, self.registry.report)
 
@@ -1121,7 +1161,8 @@ class Engine:
         access = self.access(actor)
         if access.restricted:
             if not access.may("outbox.manage"):
-                raise Forbidden("access.denied", params={"function": "outbox.manage"})
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "outbox.manage"}),
+                                 "outbox.manage", "outbox:-")
         elif actor is not SYSTEM and not (actor.roles & roles):
             raise Forbidden("outbox.forbidden", params={"roles": sorted(roles)})
 
@@ -1145,9 +1186,15 @@ class Engine:
 
     def _check_auditor(self, actor: Principal, attempted: str) -> None:
         roles = self.settings.audit_roles
-        if actor is not SYSTEM and not (actor.roles & roles):
+        access = self.access(actor)
+        if access.restricted:  # once roles are loaded, a role granting audit.read decides
+            if not access.may("audit.read"):
+                raise self._deny(actor, Forbidden("access.denied", params={"function": "audit.read"}), attempted,
+                                 "audit_log:-")
+        elif actor is not SYSTEM and not (actor.roles & roles):
             self.audit_denial(actor, attempted, "audit_log:-", "audit.forbidden")
             raise Forbidden("audit.forbidden", params={"roles": sorted(roles)})
+
 
     def audit_entries(self, actor: Principal = SYSTEM, *, actor_filter: str | None = None, object: str | None = None,
                       action: str | None = None, since: str | None = None, until: str | None = None,
@@ -1178,7 +1225,25 @@ class Engine:
                                                               "since": since, "until": until})))
         return auditlog.export(self.db, where)
 
+    def _deny(self, actor: Principal, exc: EngineError, action: str, object: str) -> EngineError:
+        """``exc``, after its denial was recorded (outside any open transaction)."""
+        self.audit_denial(actor, action, object, exc.code)
+        return exc
+
+    @contextmanager
+    def _denials(self, actor: Principal) -> Iterator[None]:
+        """Record the denial a block raises (:func:`_marked`) once the block's own transaction
+        has rolled back: enter this before the transaction."""
+        try:
+            yield
+        except EngineError as exc:
+            denied = getattr(exc, "denied", None)
+            if denied is not None:
+                self.audit_denial(actor, denied[0], denied[1], exc.code)
+            raise
+
     def audit_denial(self, principal: Principal, action: str, object: str, reason: str) -> None:
+
         """Record a permission denial (``access.denied``) in a transaction of its own: the
         refused operation's transaction rolls back. ``object`` is ``type:id``."""
         from engine.security.auditlog import audit_denial
@@ -1410,7 +1475,16 @@ def _require_named(actor: Principal) -> None:
         raise Forbidden("task.anonymous_actor")
 
 
+def _marked(exc: EngineError, action: str | None, object: str | None) -> EngineError:
+    """``exc`` marked as a permission denial of ``action`` on ``object`` (``type:id``), for
+    :meth:`Engine._denials` to record once the transaction that raised it rolled back."""
+    if action is not None and object is not None:
+        exc.denied = (action, object)  # type: ignore[attr-defined]
+    return exc
+
+
 def _check_not_in_process(session: Any, record_id: str) -> None:
+
     """``record.in_process`` (409) if the record started a process instance, running or ended."""
     status = session.scalars(select(InstanceRow.status).where(InstanceRow.record_id == record_id)
                              .order_by(InstanceRow.started_at.desc()).limit(1)).first()
