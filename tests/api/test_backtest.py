@@ -192,3 +192,14 @@ def test_a_parquet_history_is_read_like_the_same_csv(flow: Engine, tmp_path: Pat
     with pytest.raises(ValidationFailed) as bad:
         flow.backtest(_process(1000), data_path=csv_path.with_suffix(".parquet").with_name("x.parquet"), mapping=mapping)
     assert bad.value.issues[0].code == "import.bad_source"
+
+
+def test_with_roles_in_force_backtesting_needs_the_definition_upload_grant(bank_roles: Engine) -> None:
+    candidate = json.loads((Path(__file__).resolve().parents[2] / "examples" / "bank" / "backtests"
+                            / "credit_limit_new_lines.json").read_text(encoding="utf-8"))
+    rows = [{"data": {"customer_id": "c", "current_limit": 0, "requested_limit": 1000}, "actual": "approved"}]
+    with pytest.raises(Forbidden) as denied:
+        bank_roles.backtest(candidate, rows=rows, actor=Principal("am-1", frozenset({"account_manager"})))
+    assert denied.value.code == "access.denied"
+    result = bank_roles.backtest(candidate, rows=rows, actor=Principal("model-1", frozenset({"modeler"})))
+    assert [route["route"] for route in result["routes"]] == ["approved"]
