@@ -94,7 +94,7 @@ class Engine:
                                    settings=self.settings.reports)
         self.dispatcher = notify.Dispatcher.from_settings(self.settings.outbox, self.clock)  # URLs checked now
         self.metrics = engine_metrics(self.db, self.mirror)
-        self.insight = Insight(self.db, self.registry, self.clock, self.settings.supervisor_roles)
+        self.insight = Insight(self.db, self.registry, self.clock, self.settings.supervisor_roles, vault=self.vault)
         """Tags, triggers, 360 views and the event feed (engine.insight)."""
         """Prometheus metrics of this engine, in a registry of its own (engine.observability)."""
         self.token_store = TokenStore(self.db, self.clock)
