@@ -146,7 +146,7 @@ class Engine:
                                  "definition.upload", "definition:-")
         elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
             raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
-        return self.registry.upload(document, actor.id).to_dict()
+        return self.registry.upload(document, actor.id, lambda kind, spec: _check_uploaded(kind, spec, access)).to_dict()
 
     def load_dir(self, folder: Path | str, actor: Principal = SYSTEM, *,
                  kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
@@ -1475,7 +1475,16 @@ def _require_named(actor: Principal) -> None:
         raise Forbidden("task.anonymous_actor")
 
 
+def _check_uploaded(kind: str, spec: Any, access: Access) -> None:
+    """A restricted uploader's report may use only fields it may read (engine.security.report_access)."""
+    if kind == "report" and access.restricted:
+        from engine.security.report_access import check_definition
+
+        check_definition(spec, access)
+
+
 def _marked(exc: EngineError, action: str | None, object: str | None) -> EngineError:
+
     """``exc`` marked as a permission denial of ``action`` on ``object`` (``type:id``), for
     :meth:`Engine._denials` to record once the transaction that raised it rolled back."""
     if action is not None and object is not None:

@@ -47,9 +47,10 @@ class DefinitionRegistry:
 
     # -- upload ------------------------------------------------------------------------------
 
-    def upload(self, document: Any, actor: str) -> UploadResult:
+    def upload(self, document: Any, actor: str, check: Callable[[str, Any], None] | None = None) -> UploadResult:
         """Validate, compile and store ``document``. Raises :class:`DefinitionInvalid` (422)
-        with every issue, or :class:`Conflict` if another upload of the same key won a race."""
+        with every issue, or :class:`Conflict` if another upload of the same key won a race.
+        ``check(kind, spec)`` may refuse the compiled spec before anything is stored."""
         if not isinstance(document, dict):
             raise DefinitionInvalid([Issue("", "request.not_object")])
         check_document(document)
@@ -71,6 +72,9 @@ class DefinitionRegistry:
             return UploadResult(kind, key, latest.version, False)
         version = (latest.version if latest else 0) + 1
         spec = self._compile(kind, document, version, self.form)
+        if check is not None:
+            check(kind, spec)
+
         try:
             with self._db.transaction() as session:
                 session.add(DefinitionRow(kind=kind, key=key, version=version, body=body, digest=digest,

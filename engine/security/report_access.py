@@ -69,6 +69,27 @@ def check_parameters(spec: Any, params: Mapping[str, Any] | None, access: Access
         raise ValidationFailed(issues)
 
 
+def check_definition(spec: Any, access: Access) -> None:
+    """A report uploaded by ``access``'s principal may use only fields it may read in full (in
+    dimensions, measures, their conditions and the filters): 422 ``field.not_readable`` at each
+    other one, so that a report cannot be a way round a field permission."""
+    if not access.restricted:
+        return
+    places: list[tuple[str, Any]] = [(f"/dimensions/{i}/field", d.field) for i, d in enumerate(spec.dimensions)]
+    for index, measure in enumerate(spec.measures):
+        places.append((f"/measures/{index}/field", measure.field))
+        if measure.duration is not None:
+            places += [(f"/measures/{index}/duration", measure.duration.start),
+                       (f"/measures/{index}/duration", measure.duration.end)]
+        if measure.where is not None:
+            places.append((f"/measures/{index}/where", measure.where.field))
+    places += [(f"/filters/{index}/field", condition.field) for index, condition in enumerate(spec.filters)]
+    issues = [Issue(path, "field.not_readable", {"field": ref.name}) for path, ref in places
+              if ref is not None and not _readable(spec, ref, access)]
+    if issues:
+        raise ValidationFailed(issues)
+
+
 def without_members(result: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
     """``result`` without the columns of ``hidden`` members (and their period-over-period
     ``_previous``/``_change`` columns); ``meta.hidden`` names what was left out."""
@@ -82,4 +103,4 @@ def without_members(result: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
     return shown
 
 
-__all__ = ["check_parameters", "hidden_members", "without_members"]
+__all__ = ["check_definition", "check_parameters", "hidden_members", "without_members"]

@@ -386,3 +386,36 @@ def test_the_event_feed_shows_a_restricted_reader_only_records_in_its_scope(bank
     with bank_roles.db.read() as session:
         risk = visible_events(session, bank_roles.access(principal("risk")), items)
     assert [item["seq"] for item in risk] == [1, 2]
+
+
+def test_a_report_parameter_or_drill_on_a_field_one_may_not_read_is_refused(client: Any, world: World, as_: Any,
+                                                                            bank_roles: Engine) -> None:
+    bank_roles.upload({"kind": "report", "key": "customers_of_manager", "title": "Customers of a manager",
+                       "source": {"form": "customer"},
+                       "parameters": [{"name": "manager", "type": "string"}],
+                       "filters": [{"field": "account_manager", "op": "eq", "param": "manager"}],
+                       "dimensions": [{"name": "region", "field": "region"}, {"name": "company", "field": "company_name"}],
+                       "drill": ["region", "company"],
+                       "measures": [{"name": "customers", "agg": "count"}]})
+    url = f"{API}/reports/customers_of_manager"
+    refused = client.get(f"{url}?manager=mgr-01", headers=as_("analyst"))
+    assert refused.status_code == 422 and [(e["path"], e["code"]) for e in body(refused)["errors"]] == [
+        ("manager", "field.not_readable")]
+    drilled = client.get(f"{url}?drill=region:Fujian&drill=company:Fuzhou", headers=as_("analyst"))
+    assert drilled.status_code == 422 and codes(drilled) == ["field.not_readable"]
+    assert client.get(url, headers=as_("analyst")).status_code == 200
+    admin = client.get(f"{url}?manager=mgr-01", headers=as_("admin"))
+    assert admin.status_code == 200 and body(admin)["rows"] == [["Fujian", 1]]
+
+
+def test_a_report_may_use_only_fields_its_author_may_read(client: Any, world: World, as_: Any) -> None:
+    report = {"kind": "report", "key": "by_manager", "title": "By manager", "source": {"form": "customer"},
+              "dimensions": [{"name": "region", "field": "region"}], "measures": [{"name": "customers", "agg": "count"}]}
+    assert client.post(f"{API}/definitions", headers=as_("modeler"), json=report).status_code == 201
+    leaky = {**report, "key": "by_manager_2", "filters": [{"field": "uscc", "op": "eq", "value": USCC}],
+             "dimensions": [{"name": "manager", "field": "account_manager"}]}
+    refused = client.post(f"{API}/definitions", headers=as_("modeler"), json=leaky)
+    assert refused.status_code == 422
+    assert [(e["path"], e["code"]) for e in body(refused)["errors"]] == [
+        ("/dimensions/0/field", "field.not_readable"), ("/filters/0/field", "field.not_readable")]
+    assert client.post(f"{API}/definitions", headers=as_("admin"), json=leaky).status_code == 201
