@@ -66,6 +66,20 @@ def poll(check: Callable[[], Any], *, timeout: float, what: str, every: float = 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+class Stopwatch:
+    """Seconds from the start to each named step, printed with a test's summary."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        self.laps[name] = round(time.monotonic() - self.started, 1)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds}s" for name, seconds in self.laps.items())
+
+
 @contextmanager
 def fresh_database(suffix: str) -> Iterator[str]:
     """A new, empty PostgreSQL database beside the test database, dropped afterwards."""
@@ -99,12 +113,22 @@ class Receiver:
     def __init__(self, clock: FileClock) -> None:
         self.deliveries: list[Delivery] = []
         self.refused = 0
+        self.waiting = 0
+        """Requests being held (see :meth:`hold`)."""
         self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not receiver._open.is_set():
+                    with receiver._lock:
+                        receiver.waiting += 1
+                    receiver._open.wait(60)
+                    with receiver._lock:
+                        receiver.waiting -= 1
                 ok = verify_signature(SECRET, self.headers.get(SIGNATURE_HEADER, ""),
                                       self.headers.get(TIMESTAMP_HEADER, ""), body, now=clock.now().timestamp(),
                                       tolerance_seconds=10**9)  # the test's clock jumps by days
@@ -133,6 +157,13 @@ class Receiver:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def hold(self) -> None:
+        """Keep every request waiting (its sender blocked mid-send) until :meth:`release`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def keys(self) -> dict[str, int]:
         """How many times each dedup key arrived."""
@@ -185,6 +216,7 @@ class Fleet:
             "LOWCODE_NOTIFY_WEBHOOK_URL": f"{hook}/webhook",
             "LOWCODE_OUTBOX_LEASE_SECONDS": "30",
             "LOWCODE_TIMER_LEASE_SECONDS": "30",
+            "LOWCODE_OUTBOUND_TIMEOUT_SECONDS": "30",  # a held request outlasts no send
             "LOWCODE_LOG_FORMAT": "plain",
             "PYTHONUNBUFFERED": "1",
         })
