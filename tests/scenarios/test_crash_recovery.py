@@ -9,6 +9,7 @@ worker held resume and complete once their leases end."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import uuid
 from collections import Counter
@@ -142,7 +143,7 @@ def _count(session: Any, model: Any, *where: Any) -> int:
 
 
 def test_a_killed_server_and_worker_lose_no_acknowledged_request_and_leave_nothing_half_written(tmp_path: Path) -> None:
-    with fresh_database(f"crash{__import__('os').getpid()}") as url:
+    with fresh_database(f"crash{os.getpid()}") as url:
         (tmp_path / "clock").write_text(T0.isoformat())
         clock = FileClock(tmp_path / "clock")
         with Receiver(clock) as receiver, running_fleet(url, tmp_path, receiver.port) as fleet:

@@ -7,8 +7,8 @@ tasks, each timer fired once, and every notification reached the receiver, dedup
 key."""
 from __future__ import annotations
 
+import os
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import NEEDS_PG, PG_URL, Receiver, fresh_database, load_bank, poll, running_fleet
+from fleet_support import NEEDS_PG, PG_URL, Receiver, Stopwatch, fresh_database, load_bank, poll, running_fleet
 from sqlalchemy import func, select
 
 import httpx2 as httpx
@@ -112,7 +112,7 @@ def _count(session: Any, model: Any, *where: Any) -> int:
 
 
 def test_two_servers_and_two_workers_lose_no_transition_and_fire_each_timer_once(tmp_path: Path) -> None:
-    with fresh_database(f"scale{__import__('os').getpid()}") as url:
+    with fresh_database(f"scale{os.getpid()}") as url:
         (tmp_path / "clock").write_text(T0.isoformat())
         clock = FileClock(tmp_path / "clock")
         with Receiver(clock) as receiver, running_fleet(url, tmp_path, receiver.port) as fleet:
@@ -137,8 +137,7 @@ def _scenario(engine: Engine, fleet: Any, receiver: Receiver) -> None:
 
 
 def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -> None:
-    started = time.monotonic()
-    seconds: dict[str, float] = {}
+    watch = Stopwatch()
     applicant = ("clerk-7", "teller")
     customers = [client.call(i, "POST", "/forms/customer/records", applicant,
                              {"company_name": f"Example Trading {i} Co., Ltd.", "region": "Fujian", "risk_level": "low"})["id"]
@@ -152,11 +151,11 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         instances = list(pool.map(submit, range(APPLICATIONS)))
-        seconds["submissions"] = time.monotonic() - started
+        watch.lap("submissions")
         # 2. Approvals of the cases that do not wait for their SLA.
         list(pool.map(lambda pair: _drive(client, *pair), enumerate(instances)))
     fleet.check_alive()
-    seconds["approvals"] = time.monotonic() - started
+    watch.lap("approvals")
 
     # 3. The SLA cases: the reminder after 20 business hours, then escalation and breach at 24.
     waiting = [instance for index, instance in enumerate(instances) if ROUTES[index % 5] == "sla"]
@@ -169,8 +168,8 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
     _advance_and_wait(engine, fleet, fire_at["remind"], {"reminded": len(waiting)})
     _advance_and_wait(engine, fleet, fire_at["escalate"], {"reminded": len(waiting), "escalated": len(waiting),
                                                            "overdue": len(waiting)})
+    watch.lap("sla timers")
 
-    seconds["sla timers"] = time.monotonic() - started
     # 4. The branch head, added by the escalation, approves; then the branch review.
     def decide(pair: tuple[int, str]) -> None:
         index, instance_id = pair
@@ -179,8 +178,8 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         list(pool.map(decide, enumerate(waiting)))
+    watch.lap("escalated decisions")
 
-    seconds["escalated decisions"] = time.monotonic() - started
     # 5. Every notification goes out.
     def drained() -> bool:
         fleet.check_alive()
@@ -188,9 +187,9 @@ def _drive_all(engine: Engine, fleet: Any, receiver: Receiver, client: Client) -
             return _count(session, OutboxRow, OutboxRow.status == "pending") == 0
 
     poll(drained, timeout=120, what="the outbox to drain", every=0.5)
-    seconds["outbox drained"] = time.monotonic() - started
+    watch.lap("outbox drained")
     _check(engine, instances, receiver)
-    print("scale-out: seconds since the first request:", {name: round(value, 1) for name, value in seconds.items()})
+    print(f"scale-out: {watch}")
 
 
 def _advance_and_wait(engine: Engine, fleet: Any, instant: datetime, events: dict[str, int]) -> None:

@@ -6,6 +6,7 @@ ends. The stalls are real: the first worker runs in a thread that waits on an ev
 the same database as the second (on PostgreSQL their transactions overlap)."""
 from __future__ import annotations
 
+import os
 import threading
 from datetime import timedelta
 from typing import Any
@@ -81,7 +82,7 @@ def test_a_worker_that_stalled_past_its_lease_commits_nothing(engine: Engine, cl
     assert (reminder.status, reminder.lease_token, reminder.leased_until) == ("fired", None, None)
 
 
-@pytest.mark.skipif(not __import__("os").environ.get("LOWCODE_TEST_DATABASE_URL"),
+@pytest.mark.skipif(not os.environ.get("LOWCODE_TEST_DATABASE_URL"),
                     reason="needs PostgreSQL: on SQLite the second worker's transaction waits for the first's "
                            "(one writer at a time), so the stall cannot overlap it")
 def test_a_worker_stalled_inside_its_firing_keeps_the_timer_from_others(engine: Engine, clock: FakeClock) -> None:
