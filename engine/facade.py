@@ -525,6 +525,8 @@ class Engine:
             state_spec = spec.states.get(state) if spec is not None else None
             return state_spec.title if state_spec is not None else state
 
+        shown: list[tuple[RecordRow, dict[str, Any], list[str]]] = []
+        """Related records shown with sensitive values in plaintext: audited below."""
         with self.db.read() as session:
             row = session.get(RecordRow, record_id)
             if row is None:
@@ -535,14 +537,20 @@ class Engine:
                     return None
                 if access.restricted and not record_visible(session, access, item.id):
                     return None
-                return readable_view(item.form_key, self._open_rows([item])[0][1], access)
+                _item, data, revealed = self._open_rows([item])[0]
+                out = readable_view(item.form_key, data, access)
+                if item.id != record_id:  # the record itself: audited by the read above
+                    shown.append((item, out, shown_plaintext(revealed, data, out)))
+                return out
 
             def sees_field(form_key: str, field: str | None) -> bool:
                 view = access.form(form_key)
                 return view is not None and (field is None or view.reads(field))
 
-            return build(session, self.insight.current(session), row, now=self.clock.now(), see=see,
+            view = build(session, self.insight.current(session), row, now=self.clock.now(), see=see,
                          sees_field=sees_field, title_of=title_of)
+        self._audit_reads(None, shown, actor)  # committed before the view is returned
+        return view
 
     def recompute_tags(self, form_key: str | None = None, progress: Callable[[int], None] | None = None) -> dict[str, int]:
         """Recompute every tag of every record (of ``form_key``'s records only, if given):

@@ -401,3 +401,17 @@ def test_serve_refuses_production_with_sensitive_fields_and_no_key(database_url:
         assert stopped.value.exit_code == 2
     finally:
         eng.close()
+
+
+def test_the_360_view_audits_the_sensitive_values_of_related_records(engine: Engine) -> None:
+    engine.load_dir(Path(__file__).resolve().parents[2] / "examples" / "bank",
+                    kinds=("form", "process", "profile", "tag", "trigger"))
+    person = engine.submit("person", {"full_name": "Wang Fang", "id_number": SECRET_ID, "phone": "13800001111"})["id"]
+    customer = engine.submit("customer", {"company_name": "Acme Trading", "legal_representative": person})["id"]
+    viewer = Principal("mgr-01", frozenset({"account_manager"}))
+    view = engine.record_360(customer, viewer)
+    assert SECRET_ID in json.dumps(view, default=str)  # the legal representative, opened
+    reads = _raw(engine, "SELECT object_id, detail FROM audit_log WHERE action = 'record.read_sensitive' "
+                         "AND actor = 'mgr-01'")
+    assert [(object_id, sorted(json.loads(detail)["fields"])) for object_id, detail in reads] == [
+        (person, ["/id_number", "/phone"])]
