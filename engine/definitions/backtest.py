@@ -180,9 +180,13 @@ def run_backtest(spec: ProcessSpec, rows: Sequence[HistoryRow], *, predicts: Map
     if any(row.actual is not None for row in rows):
         result["comparison"] = _compare(spec, taken, [row.actual for row in rows], predicts, actual_source)
     finished = time.perf_counter()
-    result["timing_ms"] = {"read": round((started - began) * 1000, 1), "rules": round((evaluated - started) * 1000, 1),
-                           "total": round((finished - began) * 1000, 1)}
+    result["timing_ms"] = {"read": _ms(started - began), "rules": _ms(evaluated - started), "total": _ms(finished - began)}
     return result
+
+
+def _ms(seconds: float) -> Decimal:
+    """Milliseconds to one decimal place, as a ``Decimal`` (responses carry no floats)."""
+    return Decimal(round(seconds * 1000, 1)).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
 def _choose(gate: Gate, index: int, holds: Callable[[Gate, Transition, int], Any]) -> str:
