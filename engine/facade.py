@@ -39,7 +39,8 @@ from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
 from engine.security.fields import check_filterable, check_writable, readable_view, redact_issues
-from engine.security.scope import instance_condition, record_condition, record_visible
+from engine.security.scope import instance_condition, record_condition, record_views, record_visible
+
 from engine.store import Database
 from engine.store import idempotency
 from engine.store.audit import AuditVerification
@@ -424,7 +425,8 @@ class Engine:
                                         .order_by(InstanceRow.started_at)).all()
             opened = self._open_rows([row])
             view = _record_view(row, list(instances), opened[0][1])
-            view["data"] = readable_view(row.form_key, view["data"], access)
+            view["data"] = readable_view(row.form_key, view["data"],
+                                         record_views(session, access, row.form_key, [row.id])[row.id])
             # audited: the sensitive values the caller gets in plaintext (not those dropped or masked)
             shown = [(row, view["data"], shown_plaintext(opened[0][2], opened[0][1], view["data"]))]
             if audited:
@@ -464,8 +466,9 @@ class Engine:
                 where = tagged if where is None else and_(where, tagged)
             rows, total = record_store.page(session, form_key, filters, offset, limit, where=where)
             shown = []
+            views = record_views(session, access, form_key, [row.id for row in rows])  # the grants admitting each
             for row, data, revealed in self._open_rows(rows):
-                out = readable_view(form_key, data, access)
+                out = readable_view(form_key, data, views[row.id])
                 shown.append((row, out, shown_plaintext(revealed, data, out)))
             if audited:
                 self._audit_reads(session, shown, actor)

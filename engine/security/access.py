@@ -8,11 +8,12 @@ A principal holding several roles gets the union: a function any role grants, a 
 role's scope admits, a field in full if any role reads it in full, masked if none reads it in
 full but one masks it. The field view is per form, not per record: a principal whose two
 roles see different records with different fields gets the more generous view on every
-record either admits (give such people one role per combination instead).
+record either admits, unless the caller narrows the view per record
+(:func:`engine.security.scope.record_views`, which record reads use).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from engine.security.principal import SYSTEM, Principal
@@ -92,6 +93,14 @@ class Access:
         if not self.restricted:
             return OPEN_FORM
         return self.forms.get(form_key)
+
+    def narrowed(self, form_key: str, grants: tuple[FormGrant, ...]) -> Access:
+        """This access with only ``grants`` on ``form_key`` (those whose scope admits one
+        record: see :func:`engine.security.scope.record_views`)."""
+        view = self.forms.get(form_key)
+        if not self.restricted or view is None:
+            return self
+        return replace(self, forms={**self.forms, form_key: FormAccess(form_key, view.scope, grants)})
 
 
 def unrestricted(principal: Principal = SYSTEM) -> Access:

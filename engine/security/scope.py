@@ -81,6 +81,26 @@ def record_visible(session: Any, access: Access, record_id: str) -> bool:
     return session.scalar(select(RecordRow.id).where(RecordRow.id == record_id, RecordRow.id.in_(records))) is not None
 
 
+def record_views(session: Any, access: Access, form_key: str, record_ids: list[str]) -> dict[str, Access]:
+    """Per record of ``form_key``, the access whose field view applies to it: only the grants
+    (of the principal's several roles) whose scope admits that record. One query per scoped
+    grant, and none when the principal has a single grant on the form or no grant is scoped."""
+    view = access.form(form_key)
+    if not access.restricted or view is None or len(view.grants) < 2 or all(
+            grant.scope is None for grant in view.grants):
+        return {record_id: access for record_id in record_ids}
+    admitted: dict[str, list[Any]] = {record_id: [] for record_id in record_ids}
+    for grant in view.grants:
+        if grant.scope is None:
+            ids = set(record_ids)
+        else:
+            condition = record_condition(FormAccess(form_key, grant.scope, (grant,)), form_key, access)
+            ids = set(session.scalars(select(RecordRow.id).where(RecordRow.id.in_(record_ids), condition)))
+        for record_id in ids:
+            admitted[record_id].append(grant)
+    return {record_id: access.narrowed(form_key, tuple(grants)) for record_id, grants in admitted.items()}
+
+
 def visible_events(session: Any, access: Access, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Event feed items (``{seq, topic, at, payload, ...}``) as ``access`` may see them: those
     about a record outside its scope, or of a form it has no grant on, are left out; a payload's
@@ -104,4 +124,4 @@ def visible_events(session: Any, access: Access, items: list[dict[str, Any]]) ->
     return shown
 
 
-__all__ = ["instance_condition", "record_condition", "record_visible", "visible_events", "visible_records"]
+__all__ = ["instance_condition", "record_condition", "record_views", "record_visible", "visible_events", "visible_records"]

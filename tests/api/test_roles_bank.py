@@ -419,3 +419,16 @@ def test_a_report_may_use_only_fields_its_author_may_read(client: Any, world: Wo
     assert [(e["path"], e["code"]) for e in body(refused)["errors"]] == [
         ("/dimensions/0/field", "field.not_readable"), ("/filters/0/field", "field.not_readable")]
     assert client.post(f"{API}/definitions", headers=as_("admin"), json=leaky).status_code == 201
+
+
+def test_two_roles_with_different_scopes_show_each_record_the_fields_of_the_roles_that_admit_it(
+        client: Any, world: World, token_for: Any) -> None:
+    """An account manager who is also an analyst: their own customer in full, the others as
+    the analyst sees them."""
+    headers = token_for("mgr-01", ["account_manager", "analyst"], {"branch": "FZ01"})
+    own = body(client.get(f"{API}/records/{world.c1}", headers=headers))["data"]
+    other = body(client.get(f"{API}/records/{world.c2}", headers=headers))["data"]
+    assert (own["company_name"], own["uscc"], own["account_manager"]) == ("Fuzhou Tea Co., Ltd.", USCC, "mgr-01")
+    assert (other["company_name"], other["uscc"], "account_manager" in other) == ("Xi****", "****", False)
+    items = {item["id"]: item["data"] for item in body(client.get(f"{API}/forms/customer/records", headers=headers))["items"]}
+    assert items[world.c1]["uscc"] == USCC and items[world.c2]["uscc"] == "****"
