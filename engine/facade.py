@@ -551,7 +551,7 @@ class Engine:
                 return view is not None and (field is None or view.reads(field))
 
             view = build(session, self.insight.current(session), row, now=self.clock.now(), see=see,
-                         sees_field=sees_field, title_of=title_of)
+                         sees_field=sees_field, title_of=title_of, read=self.insight.read)
         self._audit_reads(None, shown, actor)  # committed before the view is returned
         return view
 

@@ -2,6 +2,7 @@
 record (and to its children), filtered by a rule and a time window. Exact: decimals stay decimals."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -33,8 +34,9 @@ def _process_context(instance: Any) -> dict[str, Any]:
 
 
 def compute(session: Session, profile: ProfileSpec, record_id: str, now: datetime,
-            names: set[str] | None = None) -> dict[str, Any]:
-    """Every aggregate of ``profile`` (or those in ``names``) for ``record_id``."""
+            names: set[str] | None = None, read: Callable[[Any], dict[str, Any]] = graph.record_data) -> dict[str, Any]:
+    """Every aggregate of ``profile`` (or those in ``names``) for ``record_id``; ``read`` gives a
+    related record's data (its sensitive values opened)."""
     kids = graph.children(session, profile.form, profile.children, record_id)
     results: dict[str, Any] = {}
     cache: dict[tuple[str, str, bool], list[tuple[dict[str, Any], Any]]] = {}
@@ -47,7 +49,7 @@ def compute(session: Session, profile: ProfileSpec, record_id: str, now: datetim
             ids = graph.referring_ids(session, aggregate.form, aggregate.via, [record_id, *(kids if include else [])])
             rows = graph.load_records(session, ids)
             instances = graph.latest_instances(session, ids) if ids else {}
-            cache[key] = [(graph.record_data(rows[item]), instances.get(item)) for item in ids if item in rows]
+            cache[key] = [(read(rows[item]), instances.get(item)) for item in ids if item in rows]
         results[aggregate.name] = evaluate(aggregate, cache[key], now)
     return results
 

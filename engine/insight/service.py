@@ -29,6 +29,15 @@ class Insight:
         self.supervisors = supervisors
         self.catalog = CatalogSource(db, registry)
 
+    def read(self, row: RecordRow) -> dict[str, Any]:
+        """A record's data as tag rules and aggregates see it: its sensitive values opened."""
+        data: dict[str, Any] = loads(row.data)
+        if self.vault is None:
+            return data
+        opened: dict[str, Any] = self.vault.for_reading(self.registry.form(row.form_key, row.form_version),
+                                                          row.form_key, row.id, data)[0]
+        return opened
+
     def current(self, session: Session | None = None) -> Catalog:
         return self.catalog.current(session)
 
@@ -55,7 +64,7 @@ class Insight:
                 self._completed(session, catalog, form_key, record_id, data, instance, actor, now)
         session.flush()
         ids = tagging.affected(session, catalog, form_key, record_id, data, before)
-        tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}")
+        tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}", read=self.read)
         session.flush()
 
     def after_operation(self, session: Session, instance: InstanceRow, actor: Principal) -> None:
@@ -68,13 +77,13 @@ class Insight:
         record = session.get(RecordRow, instance.record_id)
         if record is None:
             return
-        data = loads(record.data)
+        data = self.read(record)
         now = self.clock.now()
         if instance.status == "completed":
             self._completed(session, catalog, record.form_key, record.id, data, instance, actor, now)
         session.flush()
         ids = tagging.affected(session, catalog, record.form_key, record.id, data)
-        tagging.recompute(session, catalog, ids, now, f"instance.{instance.status}:{instance.id}")
+        tagging.recompute(session, catalog, ids, now, f"instance.{instance.status}:{instance.id}", read=self.read)
         session.flush()
 
     def _completed(self, session: Session, catalog: Catalog, form_key: str, record_id: str, data: Mapping[str, Any],
@@ -102,7 +111,7 @@ class Insight:
                                                .order_by(RecordRow.id).limit(RECOMPUTE_BATCH)))
                     if not ids:
                         break
-                    changes += len(tagging.recompute(session, catalog, ids, self.clock.now(), "recompute"))
+                    changes += len(tagging.recompute(session, catalog, ids, self.clock.now(), "recompute", read=self.read))
                 last = ids[-1]
                 records += len(ids)
                 if progress is not None:
@@ -122,7 +131,7 @@ class Insight:
                 for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + RECOMPUTE_BATCH]))):
                     ids += tagging.affected(session, catalog, form_key, row.id, loads(row.data))
                 changes += len(tagging.recompute(session, catalog, list(dict.fromkeys(ids)), self.clock.now(),
-                                                 f"import:{form_key}"))
+                                                 f"import:{form_key}", read=self.read))
         return changes
 
     def now(self) -> datetime:

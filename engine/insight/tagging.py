@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,8 +57,10 @@ def affected(session: Session, catalog: Catalog, form_key: str, record_id: str,
     return list(dict.fromkeys(ids))
 
 
-def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now: datetime, cause: str) -> list[TagChange]:
-    """Evaluate the tags of ``record_ids`` and store what changed; returns the changes."""
+def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now: datetime, cause: str,
+              read: Callable[[RecordRow], dict[str, Any]] = graph.record_data) -> list[TagChange]:
+    """Evaluate the tags of ``record_ids`` and store what changed; returns the changes. ``read``
+    gives a record's data with its sensitive values opened."""
     changes: list[TagChange] = []
     rows = graph.load_records(session, record_ids)
     for record_id in dict.fromkeys(record_ids):
@@ -68,18 +70,18 @@ def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now
         tags = catalog.tags_of(row.form_key)
         if not tags:
             continue
-        changes += _recompute_one(session, catalog, row, tags, now, cause)
+        changes += _recompute_one(session, catalog, row, tags, now, cause, read)
     return changes
 
 
 def _recompute_one(session: Session, catalog: Catalog, row: RecordRow, tags: tuple[Any, ...], now: datetime,
-                   cause: str) -> list[TagChange]:
-    data = graph.record_data(row)
+                   cause: str, read: Callable[[RecordRow], dict[str, Any]]) -> list[TagChange]:
+    data = read(row)
     figures: dict[str, dict[str, Any]] = {}
     for tag in tags:
         profile = catalog.profiles.get(tag.profile)
         if tag.reads_aggregates and profile is not None and tag.profile not in figures:
-            figures[tag.profile] = aggregate_values.compute(session, profile, row.id, now)
+            figures[tag.profile] = aggregate_values.compute(session, profile, row.id, now, read=read)
     current = {item.tag: item for item in session.scalars(select(RecordTagRow).where(RecordTagRow.record_id == row.id))}
     changes: list[TagChange] = []
     for tag in tags:

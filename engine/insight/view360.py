@@ -32,8 +32,10 @@ def _record(row: RecordRow, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(session: Session, catalog: Catalog, row: RecordRow, *, now: datetime, see: See,
-          sees_field: SeesField, title_of: Callable[[str, str], Any]) -> dict[str, Any]:
-    """The view of ``row`` (already known to be visible)."""
+          sees_field: SeesField, title_of: Callable[[str, str], Any],
+          read: Callable[[RecordRow], dict[str, Any]] = graph.record_data) -> dict[str, Any]:
+    """The view of ``row`` (already known to be visible). ``read`` gives a record's whole data
+    (sensitive values opened) for the aggregates, which only ``sees_field`` then filters."""
     profile = catalog.profile_of(row.form_key)
     own = see(row) or {}
     children_field = profile.children if profile else None
@@ -93,7 +95,7 @@ def build(session: Session, catalog: Catalog, row: RecordRow, *, now: datetime, 
 
     figures: dict[str, Any] = {}
     if profile is not None:
-        values = aggregate_values.compute(session, profile, row.id, now)
+        values = aggregate_values.compute(session, profile, row.id, now, read=read)
         for aggregate in profile.aggregates:
             if sees_field(aggregate.form, aggregate.field):
                 figures[aggregate.name] = {"value": values[aggregate.name], "title": aggregate.title}

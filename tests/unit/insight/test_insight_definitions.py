@@ -84,3 +84,37 @@ def test_a_bulk_import_numbers_its_events_in_the_feed_without_gaps(eng: Engine, 
     assert [item["seq"] for item in items] == list(range(1, 253))
     assert [item["topic"] for item in items] == ["record.created"] * 252
     assert len({item["id"] for item in items}) == 252
+
+
+def test_tags_and_aggregates_read_sealed_values_opened(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+    import os
+
+    from engine import FakeClock
+    from engine.config import Settings
+    from engine.security.keyring import KeySettings, write_key_file
+
+    keys = tmp_path / "keys.json"
+    write_key_file(keys, {"k1": os.urandom(32)}, "k1")
+    sealed = Engine(database_url, clock=FakeClock(), settings=dataclasses.replace(
+        Settings.from_env(), database_url=database_url, encryption=KeySettings(key_file=keys)))
+    sealed.migrate()
+    try:
+        sealed.upload({"kind": "form", "key": "client", "title": "Client", "schema": {"type": "object", "properties": {
+            "name": {"type": "string"}, "income": {"type": "integer", "sensitive": True}}}})
+        sealed.upload({"kind": "form", "key": "order", "title": "Order", "schema": {"type": "object", "properties": {
+            "client": {"type": "string"}, "amount": {"type": "integer", "sensitive": True}}},
+            "refs": {"client": {"form": "client"}}})
+        sealed.upload({"kind": "profile", "key": "client_view", "title": "Client", "form": "client",
+                       "aggregates": {"spent": {"form": "order", "via": "client", "agg": "sum", "field": "amount"}}})
+        sealed.upload({"kind": "tag", "key": "vip", "title": "VIP", "profile": "client_view",
+                       "rule": {"and": [{">": [{"var": "income"}, 1000]}, {">=": [{"var": "agg.spent"}, 500]}]}})
+        client = sealed.submit("client", {"name": "Acme", "income": 5000})["id"]
+        sealed.submit("order", {"client": client, "amount": 300})
+        assert sealed.record_360(client)["tags"] == []
+        sealed.submit("order", {"client": client, "amount": 200})
+        view = sealed.record_360(client)
+        assert [item["tag"] for item in view["tags"]] == ["vip"]
+        assert view["aggregates"]["spent"]["value"] == 500
+    finally:
+        sealed.close()
