@@ -37,13 +37,21 @@ class RuleOutcome:
 
 
 class _Profiles:
+    """The values at each path the rules read (looked up once) and the column they make."""
+
     def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.rows = rows
+        self.found: dict[str, list[tuple[bool, Any]]] = {}
         self.cache: dict[str, Column] = {}
+
+    def values(self, path: str) -> list[tuple[bool, Any]]:
+        if path not in self.found:
+            self.found[path] = [lookup(row, path) for row in self.rows]
+        return self.found[path]
 
     def __call__(self, path: str) -> Column:
         if path not in self.cache:
-            self.cache[path] = profile_column([lookup(row, path)[1] for row in self.rows])
+            self.cache[path] = profile_column([value for _, value in self.values(path)])
         return self.cache[path]
 
 
@@ -68,7 +76,7 @@ def evaluate_rules(rules: Mapping[str, CompiledRule], rows: Sequence[Mapping[str
         con = connect_duckdb() if own else connection
         assert con is not None
         try:
-            table = _load(con, plan, rows)
+            table = _load(con, plan, profiles)
             try:
                 for name, sql in compiled.items():
                     outcomes[name] = _run(con, table, sql, rules[name], rows, want)
@@ -96,21 +104,22 @@ def _evaluate(rule: CompiledRule, row: Mapping[str, Any], want: str) -> Any:
 _TABLE_COUNTER = [0]
 
 
-def _load(con: duckdb.DuckDBPyConnection, plan: ColumnPlan, rows: Sequence[Mapping[str, Any]]) -> str:
+def _load(con: duckdb.DuckDBPyConnection, plan: ColumnPlan, profiles: _Profiles) -> str:
     """A temporary table with one row per row of ``rows`` (``rid`` its index) and the columns
     of ``plan``, filled from lists bound as parameters (one statement)."""
     _TABLE_COUNTER[0] += 1
     table = f"rows_{_TABLE_COUNTER[0]}"
     definitions = ['"rid" INTEGER']
     selects = ["unnest($rid)"]
+    rows = profiles.rows
     params: dict[str, Any] = {"rid": list(range(len(rows)))}
     for (path, representation), column in plan.columns.items():
-        values = [lookup(row, path) for row in rows]
+        values = profiles.values(path)
         if representation == "present":
             sql_type, data = "BOOLEAN", [found for found, _ in values]
             selects.append(f"unnest(CAST(${column} AS BOOLEAN[]))")
         elif representation == "dec":
-            scale = _scale_of(values)
+            scale = profiles(path).scale
             sql_type = f"DECIMAL(38, {scale})"
             data = [None if value is None else format(Decimal(value), "f") for _, value in values]
             selects.append(f"CAST(unnest(CAST(${column} AS VARCHAR[])) AS {sql_type})")
@@ -130,11 +139,6 @@ def _load(con: duckdb.DuckDBPyConnection, plan: ColumnPlan, rows: Sequence[Mappi
     if rows:
         con.execute(f'INSERT INTO "{table}" SELECT {", ".join(selects)}', params)
     return table
-
-
-def _scale_of(values: list[tuple[bool, Any]]) -> int:
-    column = profile_column([value for _, value in values])
-    return column.scale
 
 
 def _run(con: duckdb.DuckDBPyConnection, table: str, sql: SqlRule, rule: CompiledRule,

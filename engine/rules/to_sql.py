@@ -93,6 +93,8 @@ class SqlRule:
 
 def lookup(data: Any, name: str) -> tuple[bool, Any]:
     """``(found, value)`` at dotted ``name``, walked as the decimal evaluator walks a ``var``."""
+    if type(data) is dict and "." not in name:  # the usual case: a top-level field of a record
+        return (True, data[name]) if name in data else (False, None)
     node: Any = data
     for part in name.split("."):
         if isinstance(node, Mapping) and part in node:
@@ -112,20 +114,26 @@ def profile_column(values: list[Any]) -> Column:
     """The column that holds ``values`` (``None`` is null)."""
     kinds = set()
     scale = 0
+    largest = 0
     fits_double = True
     for value in values:
         if value is None:
             continue
-        if is_number(value):
+        kind = type(value)
+        if kind is Decimal or (kind is int or (isinstance(value, int) and not isinstance(value, bool))):
             kinds.add("num")
-            if isinstance(value, Decimal):
+            if kind is Decimal:
                 if not value.is_finite():
                     return Column("other")
                 exponent = value.as_tuple().exponent
                 assert isinstance(exponent, int)
-                scale = max(scale, -exponent)
+                if -exponent > scale:
+                    scale = -exponent
             elif _EXACT_DOUBLE <= abs(value) < 2**63:
                 fits_double = False  # an integer the native core keeps as an i64
+            magnitude = abs(value)
+            if magnitude > largest:
+                largest = magnitude
         elif isinstance(value, bool):
             kinds.add("bool")
         elif isinstance(value, str):
@@ -143,8 +151,8 @@ def profile_column(values: list[Any]) -> Column:
         return Column(kind)  # type: ignore[arg-type]
     if scale > MAX_DIGITS:
         return Column("num", scale, False, fits_double)
-    fits = all(value is None or _integer_digits(Decimal(value)) + scale <= MAX_DIGITS for value in values)
-    return Column("num", scale, fits, fits_double)
+    # DECIMAL(38, scale) holds magnitudes below 10^(38 - scale)
+    return Column("num", scale, largest < Decimal(10) ** (MAX_DIGITS - scale), fits_double)
 
 
 def native_number(value: int | Decimal) -> float:
