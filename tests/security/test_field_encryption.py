@@ -415,3 +415,10 @@ def test_the_360_view_audits_the_sensitive_values_of_related_records(engine: Eng
                          "AND actor = 'mgr-01'")
     assert [(object_id, sorted(json.loads(detail)["fields"])) for object_id, detail in reads] == [
         (person, ["/id_number", "/phone"])]
+
+
+def test_sensitive_must_be_a_boolean(sealed: Engine) -> None:
+    with pytest.raises(DefinitionInvalid) as caught:
+        sealed.upload({"kind": "form", "key": "odd", "title": "Odd",
+                       "schema": {"type": "object", "properties": {"a": {"type": "string", "sensitive": "yes"}}}})
+    assert [issue.path for issue in caught.value.issues] == ["/schema/properties/a/sensitive"]
