@@ -196,10 +196,18 @@ def test_a_parquet_history_is_read_like_the_same_csv(flow: Engine, tmp_path: Pat
 
 def test_with_roles_in_force_backtesting_needs_the_definition_upload_grant(bank_roles: Engine) -> None:
     candidate = json.loads((Path(__file__).resolve().parents[2] / "examples" / "bank" / "backtests"
-                            / "credit_limit_new_lines.json").read_text(encoding="utf-8"))
+                            / "credit_limit_new_lines.json").read_text(encoding="utf-8"))["process"]
     rows = [{"data": {"customer_id": "c", "current_limit": 0, "requested_limit": 1000}, "actual": "approved"}]
     with pytest.raises(Forbidden) as denied:
         bank_roles.backtest(candidate, rows=rows, actor=Principal("am-1", frozenset({"account_manager"})))
     assert denied.value.code == "access.denied"
     result = bank_roles.backtest(candidate, rows=rows, actor=Principal("model-1", frozenset({"modeler"})))
     assert [route["route"] for route in result["routes"]] == ["approved"]
+
+
+def test_the_bank_backtest_candidates_are_never_loaded_as_definitions() -> None:
+    folder = Path(__file__).resolve().parents[2] / "examples" / "bank" / "backtests"
+    files = sorted(folder.glob("*.json"))
+    assert len(files) >= 4
+    for path in files:  # `lowcode load examples/bank` uploads every *.json with a kind
+        assert "kind" not in json.loads(path.read_text(encoding="utf-8")), path.name

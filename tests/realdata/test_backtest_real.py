@@ -88,7 +88,7 @@ def test_mortgage_candidate_over_real_decisions(engine: Engine) -> None:
 
 def test_sba_candidate_over_real_loans(bank: Engine) -> None:
     path = data_file(*SBA)
-    candidate, mapping = _json("credit_limit_new_lines.json"), _json("sba_loans.mapping.json")
+    candidate, mapping = _json("credit_limit_new_lines.json")["process"], _json("sba_loans.mapping.json")
     began = time.perf_counter()
     result = bank.backtest(candidate, data_path=path, mapping=mapping)
     seconds = time.perf_counter() - began
@@ -145,7 +145,7 @@ def test_backtest_over_2101_stored_sba_applications_compares_with_the_routes_tak
     assert same["comparison"]["matrix"] == {"manager_review": {"manager_review": 2101}}
     assert same["comparison"]["agreement_pct"] == Decimal("100.00")
 
-    candidate = engine.backtest(_json("credit_limit_new_lines.json"))
+    candidate = engine.backtest(_json("credit_limit_new_lines.json")["process"])
     amounts = [Decimal(row["GrAppv"]) for row in read_csv(path)]
     small = sum(1 for amount in amounts if amount <= 150000)
     large = sum(1 for amount in amounts if amount > 1000000)
