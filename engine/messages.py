@@ -245,6 +245,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "outbox.url_scheme": {"en": "Only http and https endpoints are allowed, not {scheme}", "zh-CN": "端点只允许 http 或 https，不允许 {scheme}"},
     # audit log API (engine.security.auditlog)
     "audit.forbidden": {"en": "Reading the audit log needs one of the roles {roles}", "zh-CN": "读取审计日志需要以下角色之一：{roles}"},
+    "definition.sensitive_field": {"en": "Field {field} is sensitive (encrypted at rest) and cannot be used in a report", "zh-CN": "字段 {field} 为敏感字段（静态加密），不能用于报表"},
     "audit.exported": {"en": "Exported {count} audit entries to {file}", "zh-CN": "已导出 {count} 条审计记录到 {file}"},
     # encryption at rest (engine.security.crypto, engine.security.keyring)
     "crypto.key_missing": {"en": "No master key is configured (LOWCODE_MASTER_KEY or LOWCODE_MASTER_KEY_FILE): sensitive fields cannot be sealed or opened in production mode", "zh-CN": "未配置主密钥（LOWCODE_MASTER_KEY 或 LOWCODE_MASTER_KEY_FILE）：生产模式下无法加密或解密敏感字段"},

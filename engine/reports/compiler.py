@@ -646,6 +646,11 @@ class _Compilation:
         if column is None:
             self.issues.append(Issue(pointer, "definition.unknown_field", {"field": name}))
             return None
+        owner = (self.form_for(target) if target and self.form_for else None) if via else self.form
+        if owner is not None and (column.name,) in owner.sensitive:
+            # sealed at rest: the mirror holds NULL for it, so a report could only mislead
+            self.issues.append(Issue(pointer, "definition.sensitive_field", {"field": name}))
+            return None
         if column.type not in accepted:
             self.issues.append(
                 Issue(

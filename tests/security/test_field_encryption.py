@@ -422,3 +422,12 @@ def test_sensitive_must_be_a_boolean(sealed: Engine) -> None:
         sealed.upload({"kind": "form", "key": "odd", "title": "Odd",
                        "schema": {"type": "object", "properties": {"a": {"type": "string", "sensitive": "yes"}}}})
     assert [issue.path for issue in caught.value.issues] == ["/schema/properties/a/sensitive"]
+
+
+def test_a_report_cannot_use_a_sensitive_field(sealed: Engine) -> None:
+    for place in ({"dimensions": [{"name": "phone", "field": "phone"}], "measures": [{"name": "n", "agg": "count"}]},
+                  {"dimensions": [{"name": "region", "field": "region"}],
+                   "measures": [{"name": "n", "agg": "count_distinct", "field": "id_number"}]}):
+        with pytest.raises(DefinitionInvalid) as caught:
+            sealed.upload({**REPORT, "key": "leaky", **place})
+        assert [issue.code for issue in caught.value.issues] == ["definition.sensitive_field"]
