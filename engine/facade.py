@@ -870,12 +870,22 @@ class Engine:
             return build_timeline(spec, instance, tasks, events, language=language, full=view is View.STAFF,
                                   now=self.clock.now())
 
+    def _after_timer(self, session: Any, instance_id: str) -> None:
+        """A fired timer may have completed its instance (a timeout action): its triggers and the
+        tags that read it run in the timer's transaction, as after a task action."""
+        from engine.workflow.timers import TIMER_ACTOR
+
+        instance = session.get(InstanceRow, instance_id)
+        if instance is not None:
+            self.insight.after_operation(session, instance, TIMER_ACTOR)
+
     def run_timers(self, *, limit: int = 200) -> dict[str, Any]:
         """Fire every SLA timer due now (what ``lowcode worker`` does each round)."""
         from engine.workflow.timers import fire_due_timers
 
         stats = fire_due_timers(self.db, self.clock.now(), self.registry.process, self.settings.supervisor_roles, limit=limit,
-                                lease=self.settings.timer_lease, open_data=lambda row: self._open_rows([row])[0][1])
+                                lease=self.settings.timer_lease, open_data=lambda row: self._open_rows([row])[0][1],
+                                after_fire=self._after_timer)
         return {"fired": stats.fired, "cancelled": stats.cancelled, "failed": stats.failed, "lost": stats.lost,
                 "errors": stats.errors}
 

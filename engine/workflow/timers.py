@@ -173,15 +173,19 @@ def fire_one(session: Any, claim: TimerClaim, now: datetime,
 
 def fire_due_timers(db: Any, now: datetime, spec_for: Callable[[str, int], ProcessSpec | None],
                     supervisors: frozenset[str], *, limit: int = 200, lease: timedelta = DEFAULT_LEASE,
-                    open_data: Callable[[RecordRow], dict[str, Any]] | None = None) -> TimerStats:
+                    open_data: Callable[[RecordRow], dict[str, Any]] | None = None,
+                    after_fire: Callable[[Any, str], None] | None = None) -> TimerStats:
     """Claim the timers due at ``now`` (up to ``limit``) and fire each in its own transaction.
-    ``open_data`` reads a record's data with its sealed fields opened (engine.security.vault)."""
+    ``open_data`` reads a record's data with its sealed fields opened (engine.security.vault);
+    ``after_fire(session, instance id)`` runs in the transaction of each timer that fired (the
+    engine's triggers and tags, engine.insight)."""
     return fire_claimed(db, claim_due_timers(db, now, lease=lease, limit=limit), now, spec_for, supervisors,
-                        open_data=open_data)
+                        open_data=open_data, after_fire=after_fire)
 
 
 def fire_claimed(db: Any, claims: list[TimerClaim], now: datetime, spec_for: Callable[[str, int], ProcessSpec | None],
-                 supervisors: frozenset[str], open_data: Callable[[RecordRow], dict[str, Any]] | None = None) -> TimerStats:
+                 supervisors: frozenset[str], open_data: Callable[[RecordRow], dict[str, Any]] | None = None,
+                 after_fire: Callable[[Any, str], None] | None = None) -> TimerStats:
     """Step 2 for every claim. If one firing fails unexpectedly (the database went away) the
     claims not yet fired are handed back before the error propagates, so that they need not
     wait for their lease to end."""
@@ -190,6 +194,8 @@ def fire_claimed(db: Any, claims: list[TimerClaim], now: datetime, spec_for: Cal
         try:
             with db.transaction() as session:
                 outcome = fire_one(session, claim, now, spec_for, supervisors, open_data)
+                if outcome == "fired" and after_fire is not None:
+                    after_fire(session, claim.instance_id)
         except ProcessStuck as exc:
             stats.failed += 1
             stats.errors.append(f"timer {claim.timer_id}: {exc}")

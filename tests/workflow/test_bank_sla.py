@@ -131,7 +131,8 @@ def test_auto_approval_records_the_rule_and_its_inputs(bank: Engine, clock: Fake
     assert decision["detail"]["rule"] == "triage"
     assert decision["detail"]["transition"] == 0
     assert decision["detail"]["inputs"] == {"increase_pct": Decimal("8.00"), "requested_limit": Decimal("1080000.00"),
-                                            "current_limit": Decimal("1000000.00"), "risk_rating": "low"}
+                                            "current_limit": Decimal("1000000.00"), "risk_rating": "low",
+                                            "customer_risk_level": "low"}  # copied from the customer (refs fill)
 
 
 # -- complaints ------------------------------------------------------------------------------

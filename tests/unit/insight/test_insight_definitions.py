@@ -118,3 +118,25 @@ def test_tags_and_aggregates_read_sealed_values_opened(database_url: str, tmp_pa
         assert view["aggregates"]["spent"]["value"] == 500
     finally:
         sealed.close()
+
+
+def test_an_instance_completed_by_a_timer_fires_its_triggers(eng: Engine, clock) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    eng.upload({"kind": "process", "key": "order_check", "form": "order", "title": "Check", "start": "check",
+                "states": {"check": {"type": "task", "title": "Check", "assignee": {"role": "clerk"},
+                                     "sla": {"due": "PT1H", "timeout": {"after": "PT1H", "action": "approve"}},
+                                     "actions": {"approve": {"transitions": [{"to": "done"}]}}},
+                           "done": {"type": "end", "title": "Done", "outcome": "checked"}}})
+    eng.upload({"kind": "trigger", "key": "check_orders", "title": "Check", "on": "record.created", "form": "order",
+                "start": "order_check"})
+    eng.upload({"kind": "trigger", "key": "checked_levels_client", "title": "Checked", "on": "instance.completed",
+                "process": "order_check", "when": {"==": [{"var": "_process.outcome"}, "checked"]},
+                "update": {"ref": "client", "set": {"level": "checked"}}})
+    client = eng.submit("client", {"name": "Acme"})["id"]
+    order = eng.submit("order", {"client": client, "amount": 5})
+    assert [case["process"] for case in order["instances"]] == ["order_check"]
+    clock.advance(timedelta(hours=2))
+    eng.run_timers()
+    assert eng.record(order["id"])["instances"][0]["outcome"] == "checked"
+    assert eng.record(client)["data"]["level"] == "checked"
