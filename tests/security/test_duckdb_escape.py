@@ -6,8 +6,8 @@ table names, ``COPY``, ``ATTACH``, ``EXPORT DATABASE``, ``INSTALL``/``LOAD``, ``
 Two layers. A report definition cannot carry SQL: every name that reaches a query is a field of
 the source form (checked at upload, 422 at the pointer) and every value is bound, so a label
 holding SQL is only text. Below that, the mirror's own connection refuses every escape even if
-a statement did get through. Payloads: 12 names in report definitions, 2 values, 25 statements
-on a fresh mirror connection and the same 25 on a live engine's mirror: 64 cases.
+a statement did get through. Payloads: 12 field names and 2 sources in report definitions, 2 values,
+25 statements on a fresh mirror connection and the same 25 on a live engine's mirror: 66 cases.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ tasks, and by anybody with malformed ids.
 
 A foreign id must answer exactly as an id that does not exist (same status, same code: no
 oracle), 404 for records, instances and tasks; a malformed id is a structured 4xx; neither
-leaks a value of the object. Payloads: every id route x (1 foreign id + 10 malformed ids).
+leaks a value of the object. Payloads: every id route x (1 foreign id + 10 malformed ids); at
+this writing 17 routes (16 on records, instances and tasks): 16 + 170 = 186 cases.
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ base the attacker picks with ``$id``), ``$dynamicRef``, ``$id`` tricks, and a re
 ``$schema``. Nothing is ever fetched (the validator is built offline); every such reference is
 refused at upload with the pointer to it, and nothing is stored.
 
-Payloads: 19 refused references, 1 refused ``$schema``, 5 local references that must keep
-working: 25 cases.
+Payloads: 19 refused references, 3 refused ``$schema`` values, 5 local references that must keep
+working: 27 cases.
 """
 from __future__ import annotations
 
