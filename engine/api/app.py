@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.api.audit_routes import router as audit_router
 from engine.api.authentication import Authentication, challenge
+from engine.api.backtest_routes import router as backtest_router
 from engine.api.context import language_of
 from engine.api.docs import mount_docs
 from engine.api.limits import BodySizeLimit, BodyTooLarge
@@ -38,6 +39,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                   openapi_url="/openapi.json", default_response_class=ExactJSONResponse)
     app.state.engine = engine
     app.include_router(workflow_router)  # first: its fixed paths win over /tasks/{id}/{action}
+    app.include_router(backtest_router)  # POST /definitions/backtest
     app.include_router(router)
     app.include_router(outbox_router)
     app.include_router(insight_router)
