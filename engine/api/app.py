@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.api.audit_routes import router as audit_router
-from engine.api.authentication import Authentication, challenge
+from engine.api.authentication import Authentication, challenge, document_security
 from engine.api.backtest_routes import router as backtest_router
 from engine.api.context import language_of
 from engine.api.docs import mount_docs
@@ -45,6 +45,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(insight_router)
     app.include_router(operations_router)  # /health, /ready, /metrics
     mount_docs(app)
+    document_security(app)
     document_refusals(app)  # every operation documents its {errors: [...]} refusals
     app.include_router(audit_router)
 

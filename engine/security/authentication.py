@@ -69,7 +69,7 @@ class Authenticator:
         if authorization:
             return self.bearer(_bearer_token(authorization[0]))
         if self._trusted():
-            return _trusted_identity(headers)
+            return trusted_identity(headers)
         raise Unauthenticated("auth.required")
 
     def bearer(self, token: str) -> Principal:
@@ -93,7 +93,7 @@ def _bearer_token(raw: bytes) -> str:
     return token
 
 
-def _trusted_identity(headers: Sequence[tuple[bytes, bytes]]) -> Principal:
+def trusted_identity(headers: Sequence[tuple[bytes, bytes]]) -> Principal:
     """The gateway's ``X-User`` / ``X-Roles`` (comma-separated), read as UTF-8."""
     user = (_utf8(headers, b"x-user", "X-User") or ANONYMOUS).strip()[:128] or ANONYMOUS
     roles = frozenset(role.strip() for role in (_utf8(headers, b"x-roles", "X-Roles") or "").split(",") if role.strip())

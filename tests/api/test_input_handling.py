@@ -107,18 +107,16 @@ def test_x_user_is_read_as_utf8(bank_client: Any) -> None:
 
 
 def test_x_user_that_is_not_utf8_is_400() -> None:
-    # The test client re-encodes header text as UTF-8, so the raw bytes go in an ASGI scope.
-    from starlette.requests import Request
-
-    from engine.api.context import actor_of
+    # The test client re-encodes header text as UTF-8, so the raw bytes go in as ASGI headers
+    # (read so when the deployment trusts them: engine.security.authentication).
     from engine.errors import BadRequest
+    from engine.security.authentication import trusted_identity
 
-    def request(value: bytes) -> Request:
-        return Request({"type": "http", "method": "GET", "path": "/", "query_string": b"",
-                        "headers": [(b"x-user", value), (b"x-roles", "审批,ops".encode("utf-8"))]})
+    def request(value: bytes) -> list[tuple[bytes, bytes]]:
+        return [(b"x-user", value), (b"x-roles", "审批,ops".encode("utf-8"))]
 
-    actor = actor_of(request("中".encode("utf-8")))
+    actor = trusted_identity(request("中".encode("utf-8")))
     assert (actor.id, actor.roles) == ("中", frozenset({"审批", "ops"}))
     with pytest.raises(BadRequest) as raised:
-        actor_of(request(b"\xff\xfe"))
+        trusted_identity(request(b"\xff\xfe"))
     assert (raised.value.path, raised.value.code) == ("X-User", "request.bad_header")

@@ -4,6 +4,7 @@ message}]}``), ``/metrics`` (Prometheus text, per-engine registry, route templat
 ``X-Request-ID`` echoed and written into the audit entries of the request."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, select, text
 
 from engine import Engine, FakeClock
 from engine.api.app import create_app
+from engine.config import Settings
 from engine.store.models import AuditRow
 
 FORM = {"kind": "form", "key": "request", "title": "Request", "process": "flow",
@@ -29,6 +31,10 @@ FLOW = {"kind": "process", "key": "flow", "form": "request", "title": "Flow", "s
                    "done": {"type": "end", "outcome": "approved"}}}
 CLERK = {"X-User": "clerk"}
 REVIEWER = {"X-User": "rev", "X-Roles": "reviewer"}
+
+
+TRUSTING = dataclasses.replace(Settings.from_env(), trust_identity_headers=True)
+"""As the engine fixture: the caller named by X-User (here: anonymous, enough for /metrics)."""
 
 
 def samples(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -115,7 +121,8 @@ def test_ready_is_503_until_the_database_is_migrated(unmigrated_url: str) -> Non
 
 
 def test_ready_is_503_when_the_database_is_unreachable() -> None:
-    engine = Engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2", clock=FakeClock())
+    engine = Engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2", clock=FakeClock(),
+                    settings=TRUSTING)  # no database to hold a token: /metrics is read as a gateway's caller
     try:
         with TestClient(create_app(engine)) as client:
             assert client.get("/health").status_code == 200  # alive without a database
@@ -168,7 +175,7 @@ def test_latency_is_labelled_by_route_template_not_by_raw_path(flow_client: Test
 
 
 def test_each_app_has_its_own_registry(engine: Engine, database_url: str) -> None:
-    other = Engine(database_url, clock=FakeClock())
+    other = Engine(database_url, clock=FakeClock(), settings=TRUSTING)
     try:
         with TestClient(create_app(engine)) as first, TestClient(create_app(other)) as second:
             first.get("/health")
