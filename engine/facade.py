@@ -300,7 +300,8 @@ class Engine:
                         raise _marked(Forbidden("access.out_of_scope", params={"form": form_key}),
                                       "record.create", f"form:{form_key}")
                 if process is not None:
-                    Runner(session, process, now, self.settings.supervisor_roles).start(record_id, computed, actor)
+                    Runner(session, process, now, self.settings.supervisor_roles).start(
+                        record_id, self.vault.plain(spec, form_key, computed), actor)  # decisions record no sensitive input
                 self.insight.after_record_write(session, "record.created", form_key, record_id, computed, None, actor)
 
         except ProcessStuck as exc:

@@ -413,7 +413,8 @@ class BulkSession:
         if self._process is not None:
             collector = _Collector()
             try:
-                _StartRunner(collector, self._process, now).start(record_id, computed, self._actor)  # type: ignore[arg-type]
+                started = computed if self._vault is None else self._vault.plain(spec, self.form_key, computed)
+                _StartRunner(collector, self._process, now).start(record_id, started, self._actor)  # type: ignore[arg-type]
             except ProcessStuck as exc:
                 return None, [Issue("", "process.stuck", {"reason": str(exc)})]
             process_rows = collector.added

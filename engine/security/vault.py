@@ -31,6 +31,23 @@ READ_ACTION = "record.read_sensitive"
 """The audit action of a read that returned sensitive values in plaintext."""
 
 
+class OpenedData(dict[str, Any]):
+    """A record's data with its sensitive values in plaintext, knowing which top-level fields
+    those are (``sensitive``): whatever records what a rule saw (the workflow's decisions)
+    writes a placeholder for them instead of the value."""
+
+    sensitive: frozenset[str] = frozenset()
+
+
+def opened_data(data: dict[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
+    """``data`` as :class:`OpenedData` when it has sensitive fields (else as is)."""
+    if not sensitive:
+        return data
+    opened = OpenedData(data)
+    opened.sensitive = sensitive
+    return opened
+
+
 def _no_extra(_form_key: str) -> frozenset[str]:
     return frozenset()
 
@@ -80,8 +97,14 @@ class Vault:
 
     def for_reading(self, spec: FormSpec | None, form_key: str, record_id: str,
                     data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """``(data with every sealed value opened, pointers of the sensitive values in it)``."""
-        return self.cipher.open(form_key, record_id, self.paths(spec, form_key), data)
+        """``(data with every sealed value opened, pointers of the sensitive values in it)``; the
+        data is an :class:`OpenedData` naming its sensitive fields."""
+        opened, revealed = self.cipher.open(form_key, record_id, self.paths(spec, form_key), data)
+        return self.plain(spec, form_key, opened), revealed
+
+    def plain(self, spec: FormSpec | None, form_key: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Plaintext ``data`` of the form marked with its sensitive fields (:class:`OpenedData`)."""
+        return opened_data(data, self.top_fields(spec, form_key))
 
     def lookup(self, spec: FormSpec | None, form_key: str, field: str, value: Any) -> Any:
         """``value`` as a lookup on ``field`` compares it: a :class:`Blind` for a sensitive one."""
@@ -107,4 +130,4 @@ def shown_plaintext(revealed: list[str], opened: dict[str, Any], shown: dict[str
     return kept
 
 
-__all__ = ["READ_ACTION", "Vault", "read_entry", "shown_plaintext"]
+__all__ = ["OpenedData", "READ_ACTION", "Vault", "opened_data", "read_entry", "shown_plaintext"]

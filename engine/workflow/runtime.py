@@ -52,6 +52,11 @@ class ProcessStuck(Exception):
     operation is rolled back."""
 
 
+SENSITIVE_INPUT = "[sensitive]"
+"""Recorded instead of the value of a sensitive field among the inputs of a rule-decided step
+(instance history and audit log): the value stays sealed at rest."""
+
+
 class Runner:
     """Advances instances of one process version within one session."""
 
@@ -450,9 +455,11 @@ class Runner:
         choice is kept for the history and the audit log with every value the rules tried read."""
         seen: dict[str, Any] = {}
         context = self._context(instance)
+        sensitive = getattr(self._data, "sensitive", frozenset())  # engine.security.vault.OpenedData
         for transition in transitions:
             if transition.when is not None:
-                seen.update({use.name: _lookup(context, use.name) for use in transition.when.variables})
+                seen.update({use.name: SENSITIVE_INPUT if use.name.split(".")[0] in sensitive
+                             else _lookup(context, use.name) for use in transition.when.variables})
             if transition.when is None or self._holds(transition.when, where, instance):
                 if record_decision:
                     self._last_decision = {"rule": where, "transition": transition.index,

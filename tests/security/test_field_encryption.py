@@ -431,3 +431,31 @@ def test_a_report_cannot_use_a_sensitive_field(sealed: Engine) -> None:
         with pytest.raises(DefinitionInvalid) as caught:
             sealed.upload({**REPORT, "key": "leaky", **place})
         assert [issue.code for issue in caught.value.issues] == ["definition.sensitive_field"]
+
+
+SCORED = {"kind": "form", "key": "scored", "title": "Scored", "process": "screen",
+          "schema": {"type": "object", "properties": {"income": {"type": "integer", "sensitive": True},
+                                                      "region": {"type": "string"}}}}
+SCREEN = {"kind": "process", "key": "screen", "form": "scored", "title": "Screen", "start": "check",
+          "states": {"check": {"type": "auto", "transitions": [
+                         {"when": {"and": [{">": [{"var": "income"}, 765432]}, {"==": [{"var": "region"}, "Fujian"]}]},
+                          "to": "yes"}, {"to": "no"}]},
+                     "yes": {"type": "end", "outcome": "approved"}, "no": {"type": "end", "outcome": "rejected"}}}
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_rule_decision_records_no_sensitive_input(sealed: Engine, tmp_path: Path, bulk: bool) -> None:
+    sealed.upload(SCORED)
+    sealed.upload(SCREEN)
+    if bulk:
+        source = tmp_path / "scored.jsonl"
+        source.write_text(json.dumps({"income": 987654, "region": "Fujian"}) + "\n", encoding="utf-8")
+        assert sealed.run_import("scored", source).imported == 1
+        record_id = sealed.records("scored")["items"][0]["id"]
+        instance = sealed.record(record_id)["instances"][0]
+    else:
+        instance = sealed.submit("scored", {"income": 987654, "region": "Fujian"}, CLERK)["instances"][0]
+    assert instance["outcome"] == "approved"  # the rule saw the value
+    decided = [event for event in sealed.instance(instance["id"])["history"] if event["detail"] and "inputs" in event["detail"]]
+    assert [event["detail"]["inputs"] for event in decided] == [{"income": "[sensitive]", "region": "Fujian"}]
+    assert "987654" not in _dump_every_table(sealed)
