@@ -65,6 +65,11 @@ def test_a_related_record_write_changes_the_tag_in_the_same_request(insight: Eng
     after = client.get("/api/v1/events", params={"after": feed["next"]}, headers={"X-User": "ops-1", "X-Roles": "operator"})
     assert after.json() == {"items": [], "next": feed["next"]}
     assert client.get("/api/v1/events", headers={"X-User": "someone"}).status_code == 403
+    view = client.get(f"/api/v1/records/{customer}/360")
+    assert view.status_code == 200 and view.json()["related"]["deposit_account"]["total"] == 2
+    missing = client.get("/api/v1/records/00000000-0000-4000-8000-000000000000/360")
+    assert (missing.status_code, missing.json()["errors"][0]["code"]) == (404, "record.not_found")
+    assert client.get("/api/v1/forms/customer/records", params={"tag": "no_such_tag"}).json()["total"] == 0
 
 
 def test_the_tag_change_reaches_a_signed_webhook(insight: Engine) -> None:
