@@ -140,3 +140,23 @@ def test_an_instance_completed_by_a_timer_fires_its_triggers(eng: Engine, clock)
     eng.run_timers()
     assert eng.record(order["id"])["instances"][0]["outcome"] == "checked"
     assert eng.record(client)["data"]["level"] == "checked"
+
+
+def test_lowcode_tags_recompute_rebuilds_lost_tags(eng: Engine, database_url: str) -> None:
+    from sqlalchemy import delete
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    from engine.store.models import RecordTagRow
+
+    eng.upload(PROFILE)
+    eng.upload({"kind": "tag", "key": "big", "title": "Big", "profile": "client_view",
+                "rule": {">": [{"var": "agg.spent"}, 100]}})
+    client = eng.submit("client", {"name": "Acme"})["id"]
+    eng.submit("order", {"client": client, "amount": 150})
+    with eng.db.transaction() as session:
+        session.execute(delete(RecordTagRow))
+    result = CliRunner().invoke(app, ["tags", "recompute", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    assert "records: 1  tag changes: 1" in result.output
+    assert [item["tag"] for item in eng.record_360(client)["tags"]] == ["big"]
