@@ -10,7 +10,7 @@ import jsonschema
 import jsonschema_rs
 
 from engine.errors import Issue
-from engine.forms.patterns import with_server_patterns
+from engine.forms.patterns import ecma_mismatch, with_server_patterns
 from engine.forms.spec import (ColumnSpec, ColumnType, ComputedField, CrossFieldRule, DecimalField, FieldCondition,
                                FormSpec)
 from engine.jsonpointer import escape
@@ -159,6 +159,10 @@ def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
         # rules the server does not apply; an object is a property that happens to be named so
         if not isinstance(value, Mapping) and value not in _DIALECTS:
             yield Issue(pointer, "definition.bad_schema", {"detail": f"$schema must be {_DIALECTS[0]} (or absent)"})
+    for pointer, pattern in _patterns(schema):
+        mismatch = ecma_mismatch(pattern)
+        if mismatch is not None:
+            yield Issue(pointer, "definition.bad_pattern", {"detail": f"{pattern[:100]!r} uses {mismatch}"})
     embedded = {target for _, target, _ in _walk_ids(schema, "/schema", "")}
     for pointer, value, base in _walk_refs(schema, "/schema", ""):
         if not isinstance(value, str):
@@ -170,6 +174,25 @@ def _check_schema(schema: Mapping[str, Any]) -> Iterator[Issue]:
         if not isinstance(value, Mapping) or set(value) != {"scale"} or isinstance(scale, bool) \
                 or not isinstance(scale, int) or not 0 <= scale <= MAX_SCALE:
             yield Issue(pointer, "definition.bad_decimal", {"limit": MAX_SCALE})
+
+
+def _patterns(node: Any, pointer: str = "/schema") -> Iterator[tuple[str, str]]:
+    """Every ``pattern`` value and ``patternProperties`` key, with its pointer (values under
+    ``const``, ``enum``, ``default`` and ``examples`` are data)."""
+    if isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _patterns(value, f"{pointer}/{index}")
+        return
+    if not isinstance(node, Mapping):
+        return
+    for key, value in node.items():
+        child = f"{pointer}/{escape(key)}"
+        if key == "pattern" and isinstance(value, str):
+            yield child, value
+        elif key == "patternProperties" and isinstance(value, Mapping):
+            yield from ((f"{child}/{escape(name)}", name) for name in value)
+        if key not in ("const", "enum", "default", "examples"):
+            yield from _patterns(value, child)
 
 
 def _walk_keyword(node: Any, pointer: str, keyword: str) -> Iterator[tuple[str, Any]]:

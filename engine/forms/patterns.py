@@ -46,6 +46,48 @@ def to_server_pattern(pattern: str) -> str:
     return "".join(out)
 
 
+def ecma_mismatch(pattern: str) -> str | None:
+    """Why ``pattern`` would mean one thing to the server's engine and another (or a syntax
+    error) to ECMA-262, which browsers apply; None when both read it alike. Refused at upload,
+    since a value could then pass one validator and fail the other:
+
+    - a ``[`` inside a character class: the server nests classes (``[[:alpha:]]`` is a POSIX
+      class of letters, ``[a[bc]]`` a union), ECMA-262 reads the characters ``[``, ``:``...
+      followed by a literal ``]``;
+    - ``&&``, ``--`` or ``~~`` inside a class: set operations on the server, characters in
+      ECMA-262;
+    - ``(?`` followed by a letter or ``-``: inline flags ``(?i)`` or ``(?P<name>`` on the
+      server, a syntax error in ECMA-262;
+    - ``[]`` and ``[^]``: complete classes in ECMA-262 (nothing, anything), while the server
+      reads the ``]`` as the class's first character.
+    """
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+            elif char == "[":
+                return "a [ inside a character class (write it as \\[)"
+            elif pattern[index:index + 2] in ("&&", "--", "~~"):
+                return f"{pattern[index:index + 2]} inside a character class"
+        elif char == "[":
+            in_class = True
+            index += 2 if pattern[index + 1:index + 2] == "^" else 1
+            if pattern[index:index + 1] == "]":
+                return "[] or [^] (a complete class in ECMA-262, a literal ] to the server)"
+            continue
+        elif pattern[index:index + 2] == "(?" and index + 2 < len(pattern) and (
+                pattern[index + 2].isalpha() or pattern[index + 2] == "-"):
+            return "inline flags or (?P<...>) groups, which ECMA-262 does not have"
+        index += 1
+    return None
+
+
 def with_server_patterns(schema: Any) -> Any:
     """A copy of ``schema`` whose ``pattern`` values and ``patternProperties`` keys are
     rewritten by :func:`to_server_pattern`. Values under ``const``, ``enum``, ``default`` and
