@@ -7,7 +7,8 @@ HTTP method, and malformed ``Authorization`` headers.
 With identity headers not trusted (the default), every request without a valid bearer token is
 401 ``{errors: [{path, code, message}]}`` with ``WWW-Authenticate: Bearer ...`` — or, for a
 path inside the docs' static mount, 404 — and never carries data. Payloads: 27 raw paths, 7
-methods, 6 headers, 9 malformed credentials, 3 query-string credentials: 52 cases.
+methods, 6 headers, 9 malformed credentials, 3 query-string credentials, 7 docs paths in production
+mode: 59 cases.
 """
 from __future__ import annotations
 
@@ -148,3 +149,19 @@ def test_malformed_and_unknown_credentials_are_refused(untrusting: Any, authoriz
 def test_a_valid_token_in_the_query_string_is_not_read(untrusting: Any, name: str) -> None:
     client, _, token = untrusting
     assert_refused(client.get(PROTECTED, params={name: token}), 401, "auth.required")
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect",
+                                  "/docs/static/swagger/swagger-ui-bundle.js", "/DOCS", "/openapi.json/"])
+def test_in_production_the_docs_need_a_principal_too(untrusting: Any, path: str) -> None:
+    client, _, token = untrusting
+    engine = client.app.state.engine
+    development = engine.settings
+    engine.settings = dataclasses.replace(development, mode="production")  # read at each request
+    try:
+        _assert_unauthenticated(*_raw(client.app, "GET", path))
+        if path in ("/docs", "/openapi.json"):
+            assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        engine.settings = development
+    assert client.get("/health").status_code == 200
