@@ -38,7 +38,8 @@ from engine.security.vault import Vault, read_entry, shown_plaintext
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
-from engine.security.fields import check_filterable, check_writable, readable_view, redact_issues
+from engine.security.fields import check_filterable, check_writable, decision_view, readable_view, redact_issues
+
 from engine.security.scope import instance_condition, record_condition, record_views, record_visible
 
 from engine.store import Database
@@ -868,8 +869,13 @@ class Engine:
             spec, tasks, events, view = self._visible(session, instance, actor)
             if spec is None:
                 raise NotFound("instance.not_found", params={"id": instance_id})
-            return build_timeline(spec, instance, tasks, events, language=language, full=view is View.STAFF,
-                                  now=self.clock.now())
+            timeline = build_timeline(spec, instance, tasks, events, language=language, full=view is View.STAFF,
+                                      now=self.clock.now())
+            access = self.access(actor)
+            for entry in timeline.get("history", []):
+                if isinstance(entry, dict) and entry.get("detail") is not None:
+                    entry["detail"] = decision_view(spec.form, entry["detail"], access)
+            return timeline
 
     def _after_timer(self, session: Any, instance_id: str) -> None:
         """A fired timer may have completed its instance (a timeout action): its triggers and the
@@ -943,6 +949,7 @@ class Engine:
         from engine.workflow.timeline import build_timeline
 
         spec, tasks, events, view = self._visible(session, instance, actor)
+        access = self.access(actor)
         result = _instance_summary(instance)
         result["view"] = view.value
         if view is View.STAFF:
@@ -950,7 +957,8 @@ class Engine:
             result["history"] = [
                 {"at": event.at.isoformat(), "event": event.event, "from": event.from_state, "to": event.to_state,
                  "action": event.action, "task": event.task_id, "actor": event.actor, "comment": event.comment,
-                 "detail": loads(event.detail) if event.detail else None}
+                 "detail": decision_view(spec.form, loads(event.detail), access) if event.detail and spec is not None
+                 else loads(event.detail) if event.detail else None}
                 for event in events
             ]
             return result

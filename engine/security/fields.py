@@ -15,6 +15,7 @@ loaded, which lets everything through unchanged) and a form (its key, or its com
   same way, so that the answer does not tell which fields exist.
 - :func:`event_view` -- an event or webhook payload as a recipient may see it.
 - :func:`redact_issues` -- validation issues that do not echo values the caller may not read.
+- :func:`decision_view` -- the field values a process routing decision read, in an event's detail.
 """
 from __future__ import annotations
 
@@ -123,6 +124,18 @@ def event_view(form: Any, payload: Mapping[str, Any], access: Access) -> dict[st
     return result
 
 
+def decision_view(form: Any, detail: Any, access: Access) -> Any:
+    """An instance event's ``detail`` as ``access`` may see it: the ``inputs`` a routing
+    decision read (record field values, by name) pass through :func:`readable_view`; anything
+    else is left as it is."""
+    if not isinstance(detail, Mapping) or not isinstance(detail.get("inputs"), Mapping):
+        return detail
+    view = _view(form, access)
+    if view is not None and view.open:
+        return detail
+    return {**detail, "inputs": readable_view(form, detail["inputs"], access)}
+
+
 _STRUCTURAL = frozenset({"field", "form", "limit", "scale", "digits", "keyword", "format", "expected", "allowed",
                          "process", "minimum", "maximum", "min", "max"})
 """Issue params that describe the rule broken, not the value; the others (``detail``,
@@ -146,5 +159,5 @@ def redact_issues(form: Any, issues: Iterable[Issue], access: Access) -> list[Is
     return result
 
 
-__all__ = ["FieldWriteDenied", "check_filterable", "check_writable", "event_view", "readable_fields",
+__all__ = ["FieldWriteDenied", "check_filterable", "check_writable", "decision_view", "event_view", "readable_fields",
            "readable_view", "redact_issues"]

@@ -138,3 +138,18 @@ def test_a_roles_definition_naming_what_does_not_exist_is_refused_at_its_pointer
                                  {"flow": PROCESS}.get)
     assert spec is None
     assert [(issue.path, issue.code) for issue in issues] == [(path, code)]
+
+
+def test_a_routing_decision_shows_only_the_inputs_the_reader_may_read() -> None:
+    from engine.security.fields import decision_view
+
+    clerk = resolve([POLICY], Principal("c", frozenset({"clerk"})))
+    detail = {"rule": "triage", "transition": 0, "inputs": {"name": "Ann", "id_number": "110101199003071234",
+                                                             "process.started_by": "u1"}}
+    assert decision_view("party", detail, clerk) == {"rule": "triage", "transition": 0,
+                                                     "inputs": {"name": "Ann", "id_number": "****1234",
+                                                                "process.started_by": "u1"}}
+    owner = resolve([POLICY], Principal("o", frozenset({"owner"})))
+    assert decision_view("party", detail, owner)["inputs"] == {"name": "Ann"}
+    assert decision_view("party", detail, UNRESTRICTED) == detail
+    assert decision_view("party", {"to": "u2"}, clerk) == {"to": "u2"}
