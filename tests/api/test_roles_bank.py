@@ -432,3 +432,12 @@ def test_two_roles_with_different_scopes_show_each_record_the_fields_of_the_role
     assert (other["company_name"], other["uscc"], "account_manager" in other) == ("Xi****", "****", False)
     items = {item["id"]: item["data"] for item in body(client.get(f"{API}/forms/customer/records", headers=headers))["items"]}
     assert items[world.c1]["uscc"] == USCC and items[world.c2]["uscc"] == "****"
+
+
+def test_the_event_feed_needs_its_grant_once_roles_are_loaded(client: Any, world: World, as_: Any) -> None:
+    denied = client.get(f"{API}/events", headers=as_("am1"))
+    assert denied.status_code == 403 and codes(denied) == ["access.denied"]
+    feed = client.get(f"{API}/events?limit=500", headers=as_("admin"))
+    assert feed.status_code == 200
+    records = {item["payload"].get("record") for item in body(feed)["items"]}
+    assert {world.c1, world.c2, world.a1, world.k2} <= records
