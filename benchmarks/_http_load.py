@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BANK = REPO / "examples" / "bank"
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench_http"  # dropped and recreated by each run
 ENGINE_PATH = "/api/v1/forms/credit_limit_adjustment/records"
 FLOOR_PATH = "/bench/floor"
 FORM = "credit_limit_adjustment"

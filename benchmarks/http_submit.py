@@ -2,7 +2,7 @@
 a floor endpoint in the same server process, at concurrency 1, 8 and 32; then the same with two
 uvicorn worker processes (the stretch goal: 500 requests/s).
 
-    .venv/bin/python benchmarks/http_submit.py [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench]
+    .venv/bin/python benchmarks/http_submit.py [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench_http]
                                                [--concurrency 1,8,32] [--seconds 5] [--rounds 3]
                                                [--stretch-workers 2] [--customers 200]
 

@@ -4,7 +4,7 @@
 # (each ignores the ones it does not know), e.g. `bash benchmarks/run_all.sh --rows 10000` for a
 # quick run. `--soak` also runs benchmarks/soak.py (10 minutes at concurrency 32; not by default).
 # The HTTP benchmarks and the soak DROP and recreate their PostgreSQL database
-# (postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench unless --database-url is given).
+# (postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench_http unless --database-url is given).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="${PYTHON:-python}"
