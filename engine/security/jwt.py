@@ -11,7 +11,9 @@ Configuration (``JWTSettings.from_environ``, read once at start-up):
   (RSA, at least 2048 bits);
 - ``LOWCODE_JWT_ISSUER`` / ``LOWCODE_JWT_AUDIENCE``: when set, ``iss`` must equal it and ``aud``
   must name it; a token with an ``aud`` is refused when no audience is configured;
-- ``LOWCODE_JWT_LEEWAY_SECONDS`` (default 30): clock skew allowed on ``exp`` and ``nbf``.
+- ``LOWCODE_JWT_LEEWAY_SECONDS`` (default 30): clock skew allowed on ``exp`` and ``nbf``;
+- ``LOWCODE_JWT_ATTRIBUTE_CLAIMS``: comma-separated top-level claims copied into the
+  principal's attributes (identity providers put custom claims such as a region there).
 
 What a token must be:
 
@@ -22,7 +24,8 @@ What a token must be:
 - ``exp`` is required and checked, with ``nbf`` when present, against the engine's clock (not
   the wall clock) with the leeway;
 - ``sub`` names the user (at most 128 characters); ``roles`` is a list of role names;
-  ``attributes`` an object of text values (e.g. ``{"region": "east"}``).
+  ``attributes`` an object of text values (e.g. ``{"region": "east"}``), to which the
+  configured top-level attribute claims are added (text values too).
 
 Keys in ``jku``, ``x5u``, ``jwk`` or ``kid`` headers are never fetched nor used.
 """
@@ -64,6 +67,8 @@ class JWTSettings:
     issuer: str | None = None
     audience: str | None = None
     leeway_seconds: int = 30
+    attribute_claims: tuple[str, ...] = ()
+    """Top-level claims copied into the attributes (LOWCODE_JWT_ATTRIBUTE_CLAIMS)."""
 
     @property
     def enabled(self) -> bool:
@@ -80,6 +85,8 @@ class JWTSettings:
             issuer=environ.get("LOWCODE_JWT_ISSUER") or None,
             audience=environ.get("LOWCODE_JWT_AUDIENCE") or None,
             leeway_seconds=int(environ.get("LOWCODE_JWT_LEEWAY_SECONDS") or 30),
+            attribute_claims=tuple(name.strip() for name in (environ.get("LOWCODE_JWT_ATTRIBUTE_CLAIMS") or "").split(",")
+                                   if name.strip()),
         )
 
 
@@ -142,7 +149,7 @@ class JWTVerifier:
             raise Unauthenticated("auth.token_invalid", params={"reason": "cannot be decoded"}) from None
         self._check_times(claims, now)
         self._check_issuer_and_audience(claims)
-        return principal_of_claims(claims)
+        return principal_of_claims(claims, settings.attribute_claims)
 
     def _check_times(self, claims: Mapping[str, Any], now: datetime) -> None:
         leeway = self.settings.leeway_seconds
@@ -180,8 +187,9 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def principal_of_claims(claims: Mapping[str, Any]) -> Principal:
-    """``sub`` → id, ``roles`` → roles, ``attributes`` → attributes; each checked."""
+def principal_of_claims(claims: Mapping[str, Any], attribute_claims: tuple[str, ...] = ()) -> Principal:
+    """``sub`` → id, ``roles`` → roles, ``attributes`` and the ``attribute_claims`` present →
+    attributes; each checked."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not check_user_id(subject):
         raise Unauthenticated("auth.claims_invalid", params={"claim": "sub", "reason": "must name the user (1 to 128 characters)"})
@@ -191,7 +199,13 @@ def principal_of_claims(claims: Mapping[str, Any]) -> Principal:
     attributes = claims.get("attributes", {})
     if not isinstance(attributes, dict) or not check_attributes(attributes):
         raise Unauthenticated("auth.claims_invalid", params={"claim": "attributes", "reason": "must be an object of texts"})
-    return Principal(subject, frozenset(roles), dict(attributes))
+    attributes = dict(attributes)
+    for name in attribute_claims:
+        if name in claims:
+            if not check_attributes({name: claims[name]}):
+                raise Unauthenticated("auth.claims_invalid", params={"claim": name[:64], "reason": "must be a text"})
+            attributes[name] = claims[name]
+    return Principal(subject, frozenset(roles), attributes)
 
 
 def check_user_id(user: str) -> bool:

@@ -424,3 +424,14 @@ def test_the_token_for_fixture_gives_working_headers(engine: Engine, strict: Tes
     principal = engine.authenticate(headers["Authorization"])
     assert (principal.id, principal.roles, dict(principal.attributes)) == ("mgr-9", frozenset({"account_manager"}),
                                                                           {"region": "east"})
+
+
+def test_configured_top_level_claims_become_attributes(engine: Engine, clock: FakeClock) -> None:
+    untrusting(engine, attribute_claims=("branch", "desk"))
+    with TestClient(create_app(engine)) as client:
+        token = jwt.encode(claims(clock, branch="SH01", team="x"), SECRET, algorithm="HS256")
+        assert client.get(PROTECTED, headers=bearer(token)).status_code == 200
+        principal = engine.authenticate(f"Bearer {token}")
+        assert dict(principal.attributes) == {"region": "east", "branch": "SH01"}  # team is not configured
+        bad = jwt.encode(claims(clock, branch=["SH01", "SH02"]), SECRET, algorithm="HS256")
+        refused(client.get(PROTECTED, headers=bearer(bad)), "auth.claims_invalid")

@@ -77,12 +77,14 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     key_file.write_text(GOOD_SECRET + "\n")
     for name, value in {"LOWCODE_MODE": " Production ", "LOWCODE_JWT_ALGORITHM": "hs256",
                         "LOWCODE_JWT_SECRET_FILE": str(key_file), "LOWCODE_JWT_ISSUER": "https://idp",
-                        "LOWCODE_TRUST_IDENTITY_HEADERS": "yes", "LOWCODE_JWT_LEEWAY_SECONDS": "5"}.items():
+                        "LOWCODE_TRUST_IDENTITY_HEADERS": "yes", "LOWCODE_JWT_LEEWAY_SECONDS": "5",
+                        "LOWCODE_JWT_ATTRIBUTE_CLAIMS": "branch, desk,"}.items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     assert (settings.mode, settings.jwt.algorithm, settings.jwt.secret, settings.jwt.issuer, settings.jwt.leeway_seconds) == (
         "production", "HS256", GOOD_SECRET, "https://idp", 5)
     assert (settings.trust_identity_headers, settings.trust_identity_headers_acknowledged) == (True, False)
+    assert settings.jwt.attribute_claims == ("branch", "desk")
     assert GOOD_SECRET not in repr(settings)
     monkeypatch.setenv("LOWCODE_TRUST_IDENTITY_HEADERS", "0")
     assert Settings.from_env().trust_identity_headers is False
