@@ -126,7 +126,7 @@ class Receiver:
                 if not receiver._open.is_set():
                     with receiver._lock:
                         receiver.waiting += 1
-                    receiver._open.wait(60)
+                    receiver._open.wait(180)
                     with receiver._lock:
                         receiver.waiting -= 1
                 ok = verify_signature(SECRET, self.headers.get(SIGNATURE_HEADER, ""),
@@ -216,7 +216,7 @@ class Fleet:
             "LOWCODE_NOTIFY_WEBHOOK_URL": f"{hook}/webhook",
             "LOWCODE_OUTBOX_LEASE_SECONDS": "30",
             "LOWCODE_TIMER_LEASE_SECONDS": "30",
-            "LOWCODE_OUTBOUND_TIMEOUT_SECONDS": "30",  # a held request outlasts no send
+            "LOWCODE_OUTBOUND_TIMEOUT_SECONDS": "150",  # a send outlasts the receiver's hold
             "LOWCODE_LOG_FORMAT": "plain",
             "PYTHONUNBUFFERED": "1",
         })

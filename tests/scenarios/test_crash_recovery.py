@@ -178,7 +178,8 @@ def _scenario(engine: Engine, fleet: Any, receiver: Receiver) -> None:
         # Catch both workers in the middle of a send (each holds a claimed batch), then kill one.
         receiver.hold()
         try:
-            poll(lambda: receiver.waiting >= 2, timeout=60, what="both workers blocked in a send")
+            # (a worker first fires the timers that came due, which takes a while under load)
+            poll(lambda: receiver.waiting >= 2, timeout=120, what="both workers blocked in a send")
             watch.lap("both workers held")
             fleet.kill("server-a")
             fleet.kill("worker-1")
