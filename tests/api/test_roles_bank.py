@@ -441,3 +441,18 @@ def test_the_event_feed_needs_its_grant_once_roles_are_loaded(client: Any, world
     assert feed.status_code == 200
     records = {item["payload"].get("record") for item in body(feed)["items"]}
     assert {world.c1, world.c2, world.a1, world.k2} <= records
+
+
+def test_a_large_flow_alert_is_reviewed_by_a_risk_officer_and_seen_by_its_customer_s_manager_only(
+        client: Any, world: World, as_: Any, bank_roles: Engine) -> None:
+    alert = bank_roles.submit("account_flow_alert", {"customer_id": world.c1, "amount": 2500000, "pattern": "structuring",
+                                                     "observed_on": "2026-12-01"}, SYSTEM)
+    inbox = body(client.get(f"{API}/tasks?role=risk_officer", headers=as_("risk")))
+    task = [item for item in inbox["items"] if item["record_id"] == alert["id"]]
+    assert len(task) == 1
+    assert listed(client, as_("am1"), "account_flow_alert") == (1, {alert["id"]})
+    assert listed(client, as_("am2"), "account_flow_alert") == (0, set())
+    assert client.get(f"{API}/tasks/{task[0]['id']}", headers=as_("am2")).status_code == 404
+    done = client.post(f"{API}/tasks/{task[0]['id']}/dismiss", headers=as_("risk"), json={"comment": "payroll"})
+    assert done.status_code == 200, done.text
+    assert body(done)["state"] == "dismissed"
