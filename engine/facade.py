@@ -266,7 +266,7 @@ class Engine:
         data = apply_fills(spec, data, self._fill_source)  # copied from referenced records (engine.forms.fills)
         computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
         with self.db.read() as session:
-            issues += _missing_refs(session, spec, computed)  # reported with everything else
+            issues += _missing_refs(session, spec, computed, access)  # reported with everything else
         process = None
         if spec.process is not None:
             process = self.registry.process(spec.process)
@@ -281,7 +281,7 @@ class Engine:
             with self._denials(actor), self.db.transaction() as session:
                 if claim is not None:
                     idempotency.remember(session, claim, record_id, now)  # first: a racing twin stops here
-                missing = _missing_refs(session, spec, computed)  # again: it may have gone since
+                missing = _missing_refs(session, spec, computed, access)  # again: it may have gone since
                 if missing:
                     raise ValidationFailed(missing)
                 sealed, blind, sensitive = self.vault.for_storage(spec, record_id, computed)
@@ -367,7 +367,7 @@ class Engine:
         data = {**outcome.data, **kept}
         check_document(data)
         with self.db.read() as session:
-            issues += _missing_refs(session, spec, data)
+            issues += _missing_refs(session, spec, data, access)
         if issues:
             raise ValidationFailed(redact_issues(form_key, issues, access))
         fields = changed_fields(stored, data)
@@ -376,7 +376,7 @@ class Engine:
         sealed, blind, sensitive = self.vault.for_storage(spec, record_id, data)
         now = self.clock.now()
         with self._denials(actor), self.db.transaction() as session:
-            missing = _missing_refs(session, spec, data)
+            missing = _missing_refs(session, spec, data, access)
             if missing:
                 raise ValidationFailed(missing)
             if not record_store.update_if_version(session, record_id, if_match, sealed, now):
@@ -1387,12 +1387,23 @@ def _declared_fields(schema: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def _missing_refs(session: Any, spec: FormSpec, data: Mapping[str, Any]) -> list[Issue]:
+def _missing_refs(session: Any, spec: FormSpec, data: Mapping[str, Any], access: Access | None = None) -> list[Issue]:
+    """``record.ref_not_found`` at each reference to no record of its form. A restricted caller
+    with a scoped grant on the target form is answered the same for a record outside its
+    scope, so that referring to an id tells it nothing about records it may not see."""
     return [
         Issue(f"/{field}", "record.ref_not_found", {"form": target})
         for field, target in spec.refs.items()
-        if data.get(field) is not None and not record_store.record_exists(session, target, data[field])
+        if data.get(field) is not None and not _ref_visible(session, target, data[field], access)
     ]
+
+
+def _ref_visible(session: Any, target: str, value: Any, access: Access | None) -> bool:
+    if not record_store.record_exists(session, target, value):
+        return False
+    view = access.form(target) if access is not None and access.restricted else None
+    return view is None or view.scope is None or record_visible(session, access, value)  # type: ignore[arg-type]
+
 
 
 _FILTER_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")

@@ -456,3 +456,16 @@ def test_a_large_flow_alert_is_reviewed_by_a_risk_officer_and_seen_by_its_custom
     done = client.post(f"{API}/tasks/{task[0]['id']}/dismiss", headers=as_("risk"), json={"comment": "payroll"})
     assert done.status_code == 200, done.text
     assert body(done)["state"] == "dismissed"
+
+
+def test_referring_to_a_record_outside_one_s_scope_is_answered_as_a_missing_one(client: Any, world: World, as_: Any) -> None:
+    def submit(customer_id: str) -> Any:
+        return client.post(f"{API}/forms/credit_limit_adjustment/records", headers=as_("am1"), json={
+            "customer_id": customer_id, "current_limit": 100, "requested_limit": 120, "reason": "x"})
+
+    ghost = str(uuid.uuid4())
+    other, missing = submit(world.c2), submit(ghost)
+    assert other.status_code == missing.status_code == 422
+    assert other.text.replace(world.c2, "ID") == missing.text.replace(ghost, "ID")
+    assert [(e["path"], e["code"]) for e in body(other)["errors"]] == [("/customer_id", "record.ref_not_found")]
+    assert submit(world.c1).status_code == 201
