@@ -34,10 +34,14 @@ def _process_context(instance: Any) -> dict[str, Any]:
 
 
 def compute(session: Session, profile: ProfileSpec, record_id: str, now: datetime,
-            names: set[str] | None = None, read: Callable[[Any], dict[str, Any]] = graph.record_data) -> dict[str, Any]:
+            names: set[str] | None = None, read: Callable[[Any], dict[str, Any]] = graph.record_data,
+            kids: list[str] | None = None, keep: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Every aggregate of ``profile`` (or those in ``names``) for ``record_id``; ``read`` gives a
-    related record's data (its sensitive values opened)."""
-    kids = graph.children(session, profile.form, profile.children, record_id)
+    related record's data (its sensitive values opened). ``kids`` (default: every child) are the
+    children whose records count; ``keep`` (default: all) says which related record ids count, so
+    a caller's figures cover only the records the caller may see."""
+    if kids is None:
+        kids = graph.children(session, profile.form, profile.children, record_id)
     results: dict[str, Any] = {}
     cache: dict[tuple[str, str, bool], list[tuple[dict[str, Any], Any]]] = {}
     for aggregate in profile.aggregates:
@@ -47,6 +51,8 @@ def compute(session: Session, profile: ProfileSpec, record_id: str, now: datetim
         key = (aggregate.form, aggregate.via, include)
         if key not in cache:
             ids = graph.referring_ids(session, aggregate.form, aggregate.via, [record_id, *(kids if include else [])])
+            if keep is not None:
+                ids = [item for item in ids if keep(item)]
             rows = graph.load_records(session, ids)
             instances = graph.latest_instances(session, ids) if ids else {}
             cache[key] = [(read(rows[item]), instances.get(item)) for item in ids if item in rows]

@@ -4,7 +4,8 @@ profile's aggregates and one interaction timeline, each part as the caller may s
 
 Visibility is one seam, ``see(record row) -> data | None``: the caller's field view of a
 record (unreadable fields dropped, masked ones masked; None when the record is not visible at
-all). Aggregates are shown only to a caller who may read their form's field."""
+all). Aggregates are shown only to a caller who may read their form's field, and count only the
+records the view shows (a child or related record outside the caller's scope does not count)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -95,7 +96,9 @@ def build(session: Session, catalog: Catalog, row: RecordRow, *, now: datetime, 
 
     figures: dict[str, Any] = {}
     if profile is not None:
-        values = aggregate_values.compute(session, profile, row.id, now, read=read)
+        counted = {row.id, *visible_kids, *related_ids}  # only what the caller sees counts
+        values = aggregate_values.compute(session, profile, row.id, now, read=read, kids=visible_kids,
+                                          keep=counted.__contains__)
         for aggregate in profile.aggregates:
             if sees_field(aggregate.form, aggregate.field):
                 figures[aggregate.name] = {"value": values[aggregate.name], "title": aggregate.title}

@@ -1,0 +1,44 @@
+"""Object scope through the customer-insight views: a hostile account manager reading the 360
+view of their own customer must not learn anything of a subsidiary managed by someone else —
+not its records, and not its records folded into the profile's aggregates."""
+from __future__ import annotations
+
+from typing import Any
+
+from engine import Engine
+
+ADMIN = {"X-User": "admin-1", "X-Roles": "admin"}
+MANAGER_A = {"X-User": "am-a", "X-Roles": "account_manager"}
+RISK = {"X-User": "risk-1", "X-Roles": "risk_officer"}
+
+
+def _post(client: Any, form: str, data: dict[str, Any]) -> str:
+    response = client.post(f"/api/v1/forms/{form}/records", json=data, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_a_foreign_subsidiarys_records_do_not_count_in_the_own_customers_aggregates(bank_roles: Engine,
+                                                                                     client: Any) -> None:
+    parent = _post(client, "customer", {"company_name": "Parent Co", "account_manager": "am-a", "branch": "b1"})
+    own_sub = _post(client, "customer", {"company_name": "Own Sub", "account_manager": "am-a", "branch": "b1",
+                                         "parent_company": parent})
+    foreign_sub = _post(client, "customer", {"company_name": "Foreign Sub", "account_manager": "am-b", "branch": "b2",
+                                             "parent_company": parent})
+    _post(client, "credit_limit_adjustment", {"customer_id": parent, "current_limit": 100, "requested_limit": 200, "reason": "r"})
+    _post(client, "credit_limit_adjustment", {"customer_id": own_sub, "current_limit": 100, "requested_limit": 300, "reason": "r"})
+    _post(client, "credit_limit_adjustment", {"customer_id": foreign_sub, "current_limit": 100,
+                                              "requested_limit": 777000, "reason": "r"})
+    _post(client, "deposit_account", {"customer_id": foreign_sub, "product": "current", "average_balance": 6000000})
+
+    view = client.get(f"/api/v1/records/{parent}/360", headers=MANAGER_A)
+    assert view.status_code == 200, view.text
+    body = view.json()
+    assert [child["id"] for child in body["children"]] == [own_sub]
+    assert body["related"]["credit_limit_adjustment"]["total"] == 2
+    assert body["aggregates"]["applications"]["value"] == 2  # not 3: the foreign subsidiary's is out of scope
+    assert "777000" not in view.text and foreign_sub not in view.text
+
+    unrestricted = client.get(f"/api/v1/records/{parent}/360", headers=RISK).json()
+    assert unrestricted["aggregates"]["applications"]["value"] == 3
+    assert str(unrestricted["aggregates"]["average_balance"]["value"]) == "6000000"
