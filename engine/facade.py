@@ -1115,13 +1115,15 @@ class Engine:
                                 actual_source=f"column {outcome.column}" if outcome else None,
                                 rows_with_issues=with_issues, began=began)
 
-        def open_record(row: RecordRow) -> dict[str, Any]:
+        def open_record(row: RecordRow) -> dict[str, Any]:  # as the caller reads it: no oracle for a masked field
             form_version = self.registry.form(row.form_key, row.form_version)
-            return self.vault.for_reading(form_version, row.form_key, row.id, loads(row.data))[0]
+            opened = self.vault.for_reading(form_version, row.form_key, row.id, loads(row.data))[0]
+            return readable_view(row.form_key, opened, access) if access.restricted else opened
 
         with self.db.read() as session:
             history = stored_history(session, spec.form, spec.key, self.registry.process, open_record,
-                                     max_rows=MAX_ROWS)
+                                     max_rows=MAX_ROWS, visible=(lambda row: record_visible(session, access, row.id))
+                                     if access.restricted else None)
         return run_backtest(spec, history, predicts={}, actual_source="instance route", began=began)
 
     def _retag_after_import(self, form_key: str) -> None:
@@ -1175,13 +1177,15 @@ class Engine:
                                 actual_source=f"column {outcome.column}" if outcome else None,
                                 rows_with_issues=with_issues, began=began)
 
-        def open_record(row: RecordRow) -> dict[str, Any]:
+        def open_record(row: RecordRow) -> dict[str, Any]:  # as the caller reads it: no oracle for a masked field
             form_version = self.registry.form(row.form_key, row.form_version)
-            return self.vault.for_reading(form_version, row.form_key, row.id, loads(row.data))[0]
+            opened = self.vault.for_reading(form_version, row.form_key, row.id, loads(row.data))[0]
+            return readable_view(row.form_key, opened, access) if access.restricted else opened
 
         with self.db.read() as session:
             history = stored_history(session, spec.form, spec.key, self.registry.process, open_record,
-                                     max_rows=MAX_ROWS)
+                                     max_rows=MAX_ROWS, visible=(lambda row: record_visible(session, access, row.id))
+                                     if access.restricted else None)
         return run_backtest(spec, history, predicts={}, actual_source="instance route", began=began)
 
     # -- outbox --------------------------------------------------------------------------------

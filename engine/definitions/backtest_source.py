@@ -207,11 +207,13 @@ def _filler(spec: Any, nulls: frozenset[str], jsonl: bool) -> Callable[[Mapping[
 
 def stored_history(session: Session, form_key: str, process_key: str,
                    process_for: Callable[[str, int], ProcessSpec | None],
-                   open_record: Callable[[RecordRow], dict[str, Any]], *, max_rows: int) -> list[HistoryRow]:
+                   open_record: Callable[[RecordRow], dict[str, Any]], *, max_rows: int,
+                   visible: Callable[[RecordRow], bool] | None = None) -> list[HistoryRow]:
     """The stored records of ``form_key``, each with the route its latest ``process_key``
     instance actually took (the first state it reached that is not ``auto`` in its own version)
     as the actual label; records without an instance have none. ``open_record`` gives a
-    record's data as rules see it (sensitive values opened)."""
+    record's data as rules see it (as the caller may read it); ``visible`` (default: all) says
+    which records are replayed."""
     records = session.execute(select(RecordRow).where(RecordRow.form_key == form_key)
                               .order_by(RecordRow.created_at, RecordRow.id).limit(max_rows + 1)).scalars().all()
     if len(records) > max_rows:
@@ -230,6 +232,8 @@ def stored_history(session: Session, form_key: str, process_key: str,
             events.setdefault(instance_id, []).append(to_state)
     rows = []
     for record in records:
+        if visible is not None and not visible(record):
+            continue
         instance = instances.get(record.id)
         actual = None
         if instance is not None:
