@@ -38,6 +38,7 @@ from engine.security.vault import Vault, read_entry, shown_plaintext
 from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
+from engine.security.definition_access import check_definition as check_insight_definition, required_function
 from engine.security.fields import check_filterable, check_writable, decision_view, readable_view, redact_issues
 
 from engine.security.scope import instance_condition, record_condition, record_views, record_visible
@@ -146,9 +147,20 @@ class Engine:
             if not access.may("definitions.upload"):
                 raise self._deny(actor, Forbidden("access.denied", params={"function": "definitions.upload"}),
                                  "definition.upload", "definition:-")
+            stronger = required_function(document)  # roles, triggers: roles.manage (engine.security.definition_access)
+            if stronger is not None and not access.may(stronger):
+                raise self._deny(actor, Forbidden("access.denied", params={"function": stronger}),
+                                 "definition.upload", f"{document['kind']}:{document.get('key', '-')}")
         elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
             raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
-        return self.registry.upload(document, actor.id, lambda kind, spec: _check_uploaded(kind, spec, access)).to_dict()
+
+        def check(kind: str, spec: Any) -> None:
+            try:
+                _check_uploaded(kind, spec, access, lambda key: self.registry.spec("profile", key))
+            except ValidationFailed as exc:  # a definition reading what its uploader may not: a denial
+                raise self._deny(actor, exc, "definition.upload", f"{kind}:{getattr(spec, 'key', '-')}") from None
+
+        return self.registry.upload(document, actor.id, check).to_dict()
 
     def load_dir(self, folder: Path | str, actor: Principal = SYSTEM, *,
                  kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
@@ -1520,12 +1532,15 @@ def _require_named(actor: Principal) -> None:
         raise Forbidden("task.anonymous_actor")
 
 
-def _check_uploaded(kind: str, spec: Any, access: Access) -> None:
-    """A restricted uploader's report may use only fields it may read (engine.security.report_access)."""
+def _check_uploaded(kind: str, spec: Any, access: Access, profile_for: Any = None) -> None:
+    """A restricted uploader's report, profile, tag or trigger may use only fields it may read
+    (engine.security.report_access, engine.security.definition_access)."""
     if kind == "report" and access.restricted:
         from engine.security.report_access import check_definition
 
         check_definition(spec, access)
+    elif access.restricted and profile_for is not None:
+        check_insight_definition(kind, spec, access, profile_for)
 
 
 def _marked(exc: EngineError, action: str | None, object: str | None) -> EngineError:

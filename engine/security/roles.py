@@ -21,7 +21,7 @@ from engine.errors import Issue
 ALL = "*"
 CREATED_BY = "_created_by"
 """A scope field naming the record's submitter (a column of the record, not of its data)."""
-FUNCTIONS = ("definitions.upload", "audit.read", "tokens.manage", "outbox.manage", "events.read")
+FUNCTIONS = ("definitions.upload", "roles.manage", "audit.read", "tokens.manage", "outbox.manage", "events.read")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,139 @@
+"""Who may upload which definition, and what an uploaded definition may refer to.
+
+Uploading is a function grant (``definitions.upload``). Two kinds carry more power than a
+form or a report and need a stronger grant, ``roles.manage``, on top of it:
+
+- ``roles``: the policy itself; with upload alone a principal could grant itself anything;
+- ``trigger``: its update writes fields of referenced records *as the system* (no field write
+  grant, no scope, no process) and its start opens cases.
+
+And a definition that reads data on the system's behalf may refer only to forms and fields its
+uploader may read in full, so that it cannot be a way round a field permission: a profile's
+aggregates (their form, reference, field, condition and date field), a tag's rule (the
+profile's form's fields and the aggregates it reads), a trigger's condition and reference;
+a trigger's update may set only fields the uploader may write. Each other place is refused
+422 ``field.not_readable`` (``field.write_denied`` for an update), as a report's fields are
+(engine.security.report_access). The same reads decide which tags a reader sees
+(:func:`tag_reads`: engine.insight.visibility).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from engine.errors import Issue, ValidationFailed
+from engine.jsonpointer import escape
+from engine.security.access import Access
+
+STRONG_KINDS = {"roles": "roles.manage", "trigger": "roles.manage"}
+"""Definition kinds whose upload needs a function grant beyond ``definitions.upload``."""
+
+PROCESS_VAR = "_process"
+AGG_VAR = "agg"
+
+Place = tuple[str, str, str]
+"""(JSON pointer in the definition, form key, field name)."""
+
+
+def required_function(document: Any) -> str | None:
+    """The extra function ``document``'s kind needs to be uploaded; None: upload alone."""
+    if isinstance(document, dict) and isinstance(document.get("kind"), str):
+        return STRONG_KINDS.get(document["kind"])
+    return None
+
+
+def _rule_fields(rule: Any, form: str, pointer: str) -> list[Place]:
+    if rule is None:
+        return []
+    places = []
+    for use in rule.variables:
+        if not use.name:
+            continue
+        head = use.name.split(".", 1)[0]
+        if head in (PROCESS_VAR, AGG_VAR):
+            continue
+        places.append((use.pointer or pointer, form, head))
+    return places
+
+
+def aggregate_reads(aggregate: Any, pointer: str = "") -> list[Place]:
+    """What one profile aggregate reads of its related form."""
+    places: list[Place] = [(f"{pointer}/via", aggregate.form, aggregate.via)]
+    if aggregate.field is not None:
+        places.append((f"{pointer}/field", aggregate.form, aggregate.field))
+    places += _rule_fields(aggregate.where, aggregate.form, f"{pointer}/where")
+    if aggregate.within_field is not None:
+        places.append((f"{pointer}/within_days/field", aggregate.form, aggregate.within_field))
+    return places
+
+
+def profile_reads(profile: Any) -> list[Place]:
+    places: list[Place] = []
+    if profile.children is not None:
+        places.append(("/children", profile.form, profile.children))
+    for aggregate in profile.aggregates:
+        places += aggregate_reads(aggregate, f"/aggregates/{escape(aggregate.name)}")
+    return places
+
+
+def tag_reads(tag: Any, profile: Any | None) -> list[Place]:
+    """What a tag's rule reads: fields of its profile's form and every aggregate it names."""
+    places = _rule_fields(tag.rule, tag.form, "/rule")
+    named = {use.name.split(".", 2)[1] for use in tag.rule.variables
+             if use.name and use.name.startswith(f"{AGG_VAR}.") and use.name.count(".") >= 1}
+    for aggregate in (profile.aggregates if profile is not None else ()):
+        if aggregate.name in named:
+            places += [("/rule", form, field) for _pointer, form, field in aggregate_reads(aggregate)]
+    return places
+
+
+def trigger_reads(trigger: Any) -> list[Place]:
+    places = _rule_fields(trigger.when, trigger.form, "/when")
+    if trigger.update_ref is not None:
+        places.append(("/update/ref", trigger.form, trigger.update_ref))
+    return places
+
+
+def reads_all(access: Access, places: Iterable[Place]) -> bool:
+    """Whether ``access`` reads every field of ``places`` in full."""
+    if not access.restricted:
+        return True
+    for _pointer, form, name in places:
+        view = access.form(form)
+        if view is None or not view.reads(name):
+            return False
+    return True
+
+
+def check_definition(kind: str, spec: Any, access: Access, profile_for: Callable[[str], Any]) -> None:
+    """422 at each place of an uploaded profile, tag or trigger that ``access`` may not read
+    (or, for a trigger's update, write)."""
+    if not access.restricted or kind not in ("profile", "tag", "trigger"):
+        return
+    if kind == "profile":
+        reads = profile_reads(spec)
+    elif kind == "tag":
+        reads = tag_reads(spec, profile_for(spec.profile))
+    else:
+        reads = trigger_reads(spec)
+    issues = [Issue(pointer, "field.not_readable", {"field": name}) for pointer, form, name in _unique(reads)
+              if not reads_all(access, [(pointer, form, name)])]
+    if kind == "trigger" and spec.update_form is not None:
+        view = access.form(spec.update_form)
+        issues += [Issue(f"/update/set/{escape(name)}", "field.write_denied", {"field": name})
+                   for name in spec.update_set if view is None or not view.writes(name)]
+    if issues:
+        raise ValidationFailed(issues)
+
+
+def _unique(places: list[Place]) -> list[Place]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for place in places:
+        if (place[1], place[2]) not in seen:
+            seen.add((place[1], place[2]))
+            out.append(place)
+    return out
+
+
+__all__ = ["STRONG_KINDS", "aggregate_reads", "check_definition", "profile_reads", "reads_all", "required_function",
+           "tag_reads", "trigger_reads"]

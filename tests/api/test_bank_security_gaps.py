@@ -1,0 +1,136 @@
+"""Gaps a new-user trial of the bank's roles found, through the REST API with tokens: uploading
+security-bearing definitions needs ``roles.manage``, uploaded insight definitions may refer
+only to what their uploader reads, every bank form and step is reachable by some role, and the
+risk review chain works end to end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine import Engine
+from engine.jsoncodec import loads
+from engine.security import SYSTEM
+from test_roles_bank import World, as_, body, codes, world  # noqa: F401 - fixtures
+
+API = "/api/v1"
+BANK = Path(__file__).resolve().parents[2] / "examples" / "bank"
+
+
+def denials(client: Any, as_: Any) -> list[tuple[str, str, str]]:
+    page = client.get(f"{API}/audit?action=access.denied", headers=as_("auditor"))
+    assert page.status_code == 200, page.text
+    return [(item["actor"], item["detail"]["attempted"], item["detail"]["reason"]) for item in body(page)["items"]]
+
+
+# -- 1. uploading security-bearing definitions ----------------------------------------------
+
+
+def test_a_modeler_cannot_grant_itself_more_by_uploading_the_roles(client: Any, world: World, as_: Any,
+                                                                     bank_roles: Engine) -> None:
+    document = json.loads((BANK / "roles.json").read_text())
+    document["roles"]["modeler"]["may"] = ["definitions.upload", "audit.read"]
+    document["roles"]["modeler"]["forms"]["customer"] = {"read": ["*"]}
+    response = client.post(f"{API}/definitions", headers=as_("modeler"), json=document)
+    assert response.status_code == 403, response.text
+    assert codes(response) == ["access.denied"] and body(response)["errors"][0]["params"]["function"] == "roles.manage"
+    assert client.get(f"{API}/audit", headers=as_("modeler")).status_code == 403  # nothing changed
+    assert ("mod-01", "definition.upload", "access.denied") in denials(client, as_)
+    # a trigger writes referenced records as the system: the same stronger grant
+    trigger = {"kind": "trigger", "key": "sneaky", "title": "x", "on": "record.created", "form": "complaint",
+               "update": {"ref": "customer_id", "set": {"risk_level": "low"}}}
+    refused = client.post(f"{API}/definitions", headers=as_("modeler"), json=trigger)
+    assert refused.status_code == 403 and body(refused)["errors"][0]["params"]["function"] == "roles.manage"
+    assert client.post(f"{API}/definitions", headers=as_("admin"), json=trigger).status_code == 201
+    # the admin holds roles.manage and may change the policy
+    assert client.post(f"{API}/definitions", headers=as_("admin"), json=document).status_code == 201
+    assert bank_roles.access(SYSTEM).restricted is False
+
+
+def test_an_uploaded_tag_or_profile_may_read_only_what_its_uploader_reads(client: Any, world: World, as_: Any) -> None:
+    tag = {"kind": "tag", "key": "named_tea", "profile": "customer_360", "title": "x",
+           "rule": {"==": [{"var": "company_name"}, "Fuzhou Tea Co., Ltd."]}}  # masked for a modeler
+    refused = client.post(f"{API}/definitions", headers=as_("modeler"), json=tag)
+    assert refused.status_code == 422, refused.text
+    assert codes(refused) == ["field.not_readable"] and body(refused)["errors"][0]["params"]["field"] == "company_name"
+    assert ("mod-01", "definition.upload", "field.not_readable") in denials(client, as_)
+    profile = {"kind": "profile", "key": "narratives", "form": "customer", "title": "x", "aggregates": {
+        "charged_twice": {"form": "complaint", "via": "customer_id", "agg": "count",
+                          "where": {"==": [{"var": "narrative"}, "Charged twice"]}}}}
+    refused = client.post(f"{API}/definitions", headers=as_("modeler"), json=profile)
+    assert refused.status_code == 422 and codes(refused) == ["field.not_readable"], refused.text
+    assert body(refused)["errors"][0]["params"]["field"] == "narrative"
+    # what the modeler reads in full is fine
+    ok = {**tag, "key": "fujian", "rule": {"==": [{"var": "region"}, "Fujian"]}}
+    assert client.post(f"{API}/definitions", headers=as_("modeler"), json=ok).status_code == 201
+    assert client.post(f"{API}/definitions", headers=as_("admin"), json=tag).status_code == 201
+
+
+def test_a_trigger_update_outside_the_uploader_s_write_grant_is_refused(bank_roles: Engine, world: World) -> None:
+    from engine.errors import ValidationFailed
+    from engine.security.access import resolve
+    from engine.security.definition_access import check_definition
+    from engine.security.principal import Principal
+
+    spec = bank_roles.registry.spec("trigger", "risk_confirmed_raises_customer_risk")
+    access = resolve(bank_roles.registry.roles(), Principal("x", frozenset({"risk_officer"}), {}))
+    try:
+        check_definition("trigger", spec, access, lambda key: None)
+    except ValidationFailed as exc:
+        assert [(issue.path, issue.code) for issue in exc.issues] == [("/update/set/risk_level", "field.write_denied")]
+    else:
+        raise AssertionError("a trigger setting a field its uploader may not write was accepted")
+    admin = resolve(bank_roles.registry.roles(), Principal("a", frozenset({"admin"}), {}))
+    check_definition("trigger", spec, admin, lambda key: None)
+
+
+# -- 2. every bank form and step is reachable ------------------------------------------------
+
+
+def test_every_bank_form_and_process_step_is_reachable_by_some_role(bank_roles: Engine) -> None:
+    (policy,) = bank_roles.registry.roles()
+    forms = [loads(path.read_bytes())["key"] for path in sorted((BANK / "forms").glob("*.json"))]
+    for form in forms:
+        readers = [name for name, role in policy.roles.items() if form in role.forms]
+        writers = [name for name, role in policy.roles.items()
+                   if form in role.forms and role.forms[form].write != frozenset()
+                   and ("*" in role.submit or form in role.submit)]
+        assert readers, f"no role sees form {form}"
+        assert writers, f"no role may submit form {form}"
+    for path in sorted((BANK / "processes").glob("*.json")):
+        process = loads(path.read_bytes())
+        for state, body_ in process["states"].items():
+            if body_.get("type") != "task":
+                continue
+            actors = [name for name, role in policy.roles.items()
+                      if any(state in role.act.get(key, ()) or "*" in role.act.get(key, ())
+                             for key in (process["key"], "*"))
+                      and process["form"] in role.forms]
+            assert actors, f"no role may act on {process['key']}.{state} and see its record"
+            assignee = body_.get("assignee", {}).get("role")
+            if assignee is not None:
+                assert assignee in actors, f"{process['key']}.{state} is assigned to {assignee}, who may not act on it"
+
+
+def test_the_risk_review_chain_over_the_api(client: Any, world: World, as_: Any, bank_roles: Engine) -> None:
+    alert = bank_roles.submit("account_flow_alert", {"customer_id": world.c1, "amount": 2500000, "pattern": "rapid_in_out",
+                                                     "observed_on": "2026-11-30"}, SYSTEM)
+    for who in ("risk", "admin"):
+        tasks = client.get(f"{API}/tasks", headers=as_(who))
+        assert tasks.status_code == 200, tasks.text
+        assert [task["record_id"] for task in body(tasks)["items"] if task["process"] == "risk_review"] == [alert["id"]], who
+    task_id = [task["id"] for task in body(client.get(f"{API}/tasks", headers=as_("risk")))["items"]
+               if task["process"] == "risk_review"][0]
+    assert client.get(f"{API}/tasks/{task_id}", headers=as_("risk")).status_code == 200
+    assert client.get(f"{API}/records/{alert['id']}", headers=as_("risk")).status_code == 200
+    done = client.post(f"{API}/tasks/{task_id}/confirm", headers=as_("risk"), json={"comment": "round-tripping"})
+    assert done.status_code == 200, done.text
+    customer = client.get(f"{API}/records/{world.c1}", headers=as_("admin"))
+    assert body(customer)["data"]["risk_level"] == "high"
+    other = client.get(f"{API}/records/{world.c2}", headers=as_("admin"))
+    assert body(other)["data"].get("risk_level") != "high"
+    for form, data in (("deposit_account", {"customer_id": world.c1, "product": "current", "average_balance": 10}),
+                       ("person", {"full_name": "Li Lei", "id_number": "350102199001011234"}),
+                       ("account_flow_alert", {"customer_id": world.c1, "amount": 5, "observed_on": "2026-11-30"})):
+        created = client.post(f"{API}/forms/{form}/records", headers=as_("admin"), json=data)
+        assert created.status_code == 201, (form, created.text)
