@@ -39,6 +39,7 @@ from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
 from engine.security.definition_access import check_definition as check_insight_definition, required_function
+from engine.security.definition_access import unreadable_as_such
 from engine.security.fields import check_filterable, check_writable, decision_view, readable_view, redact_issues
 
 from engine.security.scope import instance_condition, record_condition, record_views, record_visible
@@ -160,7 +161,14 @@ class Engine:
             except ValidationFailed as exc:  # a definition reading what its uploader may not: a denial
                 raise self._deny(actor, exc, "definition.upload", f"{kind}:{getattr(spec, 'key', '-')}") from None
 
-        return self.registry.upload(document, actor.id, check).to_dict()
+        try:
+            return self.registry.upload(document, actor.id, check).to_dict()
+        except DefinitionInvalid as exc:  # a sealed field the caller may not read: as any unreadable one
+            issues = unreadable_as_such(document, exc.issues, access, self.registry.form, self.registry.process)
+            if issues == exc.issues:
+                raise
+            raise self._deny(actor, DefinitionInvalid(issues), "definition.upload",
+                             f"report:{document.get('key', '-')}") from None
 
     def load_dir(self, folder: Path | str, actor: Principal = SYSTEM, *,
                  kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
@@ -361,7 +369,7 @@ class Engine:
             if row is None:
                 raise NotFound("record.not_found", params={"id": record_id})
             try:
-                check_writable(row.form_key, changes, access)
+                check_writable(self.registry.form(row.form_key, row.form_version) or row.form_key, changes, access)
             except Forbidden as exc:
                 raise _marked(exc, "record.update", f"record:{record_id}") from None
             if row.row_version != if_match:

@@ -125,6 +125,35 @@ def check_definition(kind: str, spec: Any, access: Access, profile_for: Callable
         raise ValidationFailed(issues)
 
 
+def unreadable_as_such(document: Any, issues: list[Issue], access: Access, form_for: Callable[[str], Any],
+                       process_for: Callable[[str], Any]) -> list[Issue]:
+    """A report's issues as a restricted uploader is answered: ``definition.sensitive_field``
+    on a field the uploader may not read in full becomes ``field.not_readable``, the answer
+    for every other unreadable field (engine.security.report_access), so that which fields
+    are sealed is not told to a caller who may not read them."""
+    if not access.restricted or not isinstance(document, dict) or document.get("kind") != "report":
+        return issues
+    source = document.get("source") if isinstance(document.get("source"), dict) else {}
+    form_key = source.get("form")
+    if form_key is None and isinstance(source.get("process"), str):
+        process = process_for(source["process"])
+        form_key = getattr(process, "form", None)
+    out = []
+    for issue in issues:
+        name = issue.params.get("field") if issue.params else None
+        if issue.code == "definition.sensitive_field" and isinstance(name, str) and isinstance(form_key, str):
+            owner, field = form_key, name
+            if "." in name:
+                via, _, field = name.partition(".")
+                spec = form_for(form_key)
+                owner = spec.refs.get(via) if spec is not None else None
+            view = access.form(owner) if owner else None
+            if view is None or not view.reads(field):
+                issue = Issue(issue.path, "field.not_readable", {"field": name})
+        out.append(issue)
+    return out
+
+
 def _unique(places: list[Place]) -> list[Place]:
     seen: set[tuple[str, str]] = set()
     out = []
@@ -136,4 +165,4 @@ def _unique(places: list[Place]) -> list[Place]:
 
 
 __all__ = ["STRONG_KINDS", "aggregate_reads", "check_definition", "profile_reads", "reads_all", "required_function",
-           "tag_reads", "trigger_reads"]
+           "tag_reads", "trigger_reads", "unreadable_as_such"]

@@ -83,7 +83,10 @@ def readable_fields(form: Any, access: Access) -> dict[str, str]:
 def check_writable(form: Any, changes: Mapping[str, Any], access: Access) -> None:
     """Raise :class:`FieldWriteDenied` (403) naming every top-level member of ``changes`` the
     caller may not write. A field the caller cannot see is refused the same way as one it
-    can see but not write (the answer names only what the caller sent)."""
+    can see but not write (the answer names only what the caller sent). A member the form's
+    schema does not allow at all (public to every submitter) is left to validation, so that it
+    is answered 422 ``record.additional_properties`` for every caller, as for one who may write."""
+    changes = {name: value for name, value in changes.items() if not _rejected_by_schema(form, name)}
     view = _view(form, access)
     if view is None:
         if changes:
@@ -94,6 +97,18 @@ def check_writable(form: Any, changes: Mapping[str, Any], access: Access) -> Non
     denied = sorted(pointer([name]) for name in changes if not view.writes(name))
     if denied:
         raise FieldWriteDenied(denied)
+
+
+def _rejected_by_schema(form: Any, name: str) -> bool:
+    """Whether the form's schema refuses a top-level member ``name`` as an additional property."""
+    schema = getattr(form, "schema", None)
+    if not isinstance(schema, Mapping) or schema.get("additionalProperties") is not False or schema.get("patternProperties"):
+        return False
+    parts: list[Any] = [schema, schema.get("then"), schema.get("else")]
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        parts += schema.get(keyword) or []
+    return not any(isinstance(part, Mapping) and isinstance(part.get("properties"), Mapping) and name in part["properties"]
+                   for part in parts)
 
 
 def check_filterable(form: Any, names: Iterable[str], access: Access, *, known: Iterable[str] = ()) -> None:

@@ -134,3 +134,43 @@ def test_the_risk_review_chain_over_the_api(client: Any, world: World, as_: Any,
                        ("account_flow_alert", {"customer_id": world.c1, "amount": 5, "observed_on": "2026-11-30"})):
         created = client.post(f"{API}/forms/{form}/records", headers=as_("admin"), json=data)
         assert created.status_code == 201, (form, created.text)
+
+
+# -- 5. an unknown field is unknown for everyone ---------------------------------------------
+
+
+def test_an_unknown_field_is_answered_422_for_every_caller_and_a_known_one_403(client: Any, world: World,
+                                                                                as_: Any) -> None:
+    data = {"company_name": "Fuzhou Rice Co.", "account_manager": "mgr-01", "branch": "FZ01", "companyname": "typo"}
+    for who in ("am1", "admin"):
+        response = client.post(f"{API}/forms/customer/records", headers=as_(who), json=data)
+        assert response.status_code == 422, (who, response.text)
+        assert [(e["path"], e["code"]) for e in body(response)["errors"]] == [("/companyname", "record.additional_properties")]
+    patched = client.patch(f"{API}/records/{world.c1}", headers={**as_("am1"), "If-Match": '"1"'}, json={"companyname": "typo"})
+    assert patched.status_code == 422 and codes(patched) == ["record.additional_properties"], patched.text
+    # a known field the caller may not write is still refused naming it
+    denied = client.post(f"{API}/forms/complaint/records", headers=as_("cust1"),
+                         json={"customer_id": world.c1, "channel": "web", "product": "loan", "issue": "fees",
+                               "received_on": "2026-11-30", "response": "closed", "companyname": "typo"})
+    assert denied.status_code == 403 and codes(denied) == ["field.write_denied"], denied.text
+    assert [e["path"] for e in body(denied)["errors"]] == ["/response"]
+
+
+# -- 6. one answer for a field one may not read ----------------------------------------------
+
+
+def test_a_report_on_a_sealed_field_one_may_not_read_is_answered_as_any_unreadable_field(client: Any, world: World,
+                                                                                          as_: Any) -> None:
+    def report(field: str) -> dict[str, Any]:
+        return {"kind": "report", "key": f"by_{field}", "title": "x", "source": {"form": "customer"},
+                "dimensions": [{"name": "d", "field": field}], "measures": [{"name": "n", "agg": "count"}]}
+
+    answers = {}
+    for field in ("contact_phone", "company_name"):  # sealed at rest / only masked, for a modeler
+        response = client.post(f"{API}/definitions", headers=as_("modeler"), json=report(field))
+        assert response.status_code == 422, response.text
+        answers[field] = [(e["path"], e["code"]) for e in body(response)["errors"]]
+    assert answers == {"contact_phone": [("/dimensions/0/field", "field.not_readable")],
+                       "company_name": [("/dimensions/0/field", "field.not_readable")]}
+    admin = client.post(f"{API}/definitions", headers=as_("admin"), json=report("contact_phone"))
+    assert admin.status_code == 422 and codes(admin) == ["definition.sensitive_field"]  # who may read it is told why
