@@ -70,6 +70,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, ins
 
 from _machine import describe  # noqa: E402 (benchmarks/ is this script's folder)
 from engine import Engine, Principal
+from engine.security import SYSTEM
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.forms.bulk import prepare_submission
 from engine.jsoncodec import dumps, loads
@@ -82,9 +83,14 @@ PROCESS = "credit_limit_adjustment"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/lowcode_bench"
 
 APPLICANT = Principal("clerk-7", frozenset({"teller"}))
+# With the bank's roles loaded, each officer sees only their customers (the account manager:
+# those they manage; the branch reviewer: those of their branch), so (b) files the customer
+# under mgr-01 and branch FJ-01, and submits the applications as the system (not mgr-01: no one
+# approves their own request).
+DURABLE_APPLICANT = SYSTEM
 ACTORS = {
     "manager_review": [Principal("mgr-01", frozenset({"account_manager"}))],
-    "branch_credit_review": [Principal("bcr-01", frozenset({"branch_credit_reviewer"}))],
+    "branch_credit_review": [Principal("bcr-01", frozenset({"branch_credit_reviewer"}), {"branch": "FJ-01"})],
     "risk_countersign": [Principal("risk-01", frozenset({"risk_officer"})),
                          Principal("risk-02", frozenset({"risk_officer"}))],
 }
@@ -457,7 +463,8 @@ def durable_rows(url: str, database: str, spiff: Spiff, instances: int) -> list[
     engine.migrate()
     engine.load_dir(BANK)
     customer = engine.submit("customer", {"company_name": "Fujian Example Trading Co., Ltd.", "region": "Fujian",
-                                          "risk_level": "low"}, APPLICANT)["id"]
+                                          "risk_level": "low", "account_manager": "mgr-01", "branch": "FJ-01"},
+                             SYSTEM)["id"]
     metadata = MetaData()
     table = Table("bench_spiff_workflow", metadata, Column("id", String(36), primary_key=True),
                   Column("workflow", Text, nullable=False))
@@ -479,7 +486,7 @@ def _durable_scenario(engine: Engine, table: Table, spiff: Spiff, scenario: Scen
     db = engine.db
     ours: list[str] = []  # the first open task of each instance
     for _ in range(instances):
-        record = engine.submit("credit_limit_adjustment", request, APPLICANT)
+        record = engine.submit("credit_limit_adjustment", request, DURABLE_APPLICANT)
         view = engine.instance(record["instances"][0]["id"])
         ours.append(next(t["id"] for t in view["tasks"] if t["status"] == "open"))
     data = spiff_data(loads(dumps(engine.record(record["id"])["data"])))
