@@ -134,11 +134,21 @@ def _timeline(session: Session, row: RecordRow, children: list[dict[str, Any]], 
             entries.append({"at": event.at.isoformat(), "type": f"instance.{event.event}", "record": instance.record_id,
                             "instance": instance.id, "process": instance.process_key, "from": event.from_state,
                             "to": event.to_state, "action": event.action})
+    seen = {*forms, *by_instance}
     for change in tagging.history(session, [row.id]):
         entries.append({"at": change.at.isoformat(), "type": "tag.on" if change.on else "tag.off", "record": change.record_id,
-                        "tag": change.tag, "cause": change.cause})
+                        "tag": change.tag, "cause": _cause(change.cause, seen)})
     entries.sort(key=lambda entry: entry["at"])
     return entries[-MAX_TIMELINE:]
+
+
+def _cause(cause: str, seen: set[str]) -> str:
+    """A tag change's cause (``record.created:<id>``, ``instance.completed:<id>``, ...) without
+    the id of a record or instance the view does not show (it is outside the caller's scope)."""
+    kind, _, subject = cause.partition(":")
+    if subject and kind.startswith(("record.", "instance.")) and subject not in seen:
+        return kind
+    return cause
 
 
 __all__ = ["MAX_RELATED", "MAX_TIMELINE", "build"]

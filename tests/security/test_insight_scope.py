@@ -42,3 +42,24 @@ def test_a_foreign_subsidiarys_records_do_not_count_in_the_own_customers_aggrega
     unrestricted = client.get(f"/api/v1/records/{parent}/360", headers=RISK).json()
     assert unrestricted["aggregates"]["applications"]["value"] == 3
     assert str(unrestricted["aggregates"]["average_balance"]["value"]) == "6000000"
+
+
+def test_a_tag_change_caused_by_a_foreign_record_does_not_name_it_in_the_timeline(bank_roles: Engine,
+                                                                                  client: Any) -> None:
+    parent = _post(client, "customer", {"company_name": "Parent Co", "account_manager": "am-a", "branch": "b1"})
+    foreign_sub = _post(client, "customer", {"company_name": "Foreign Sub", "account_manager": "am-b", "branch": "b2",
+                                             "parent_company": parent})
+    account = _post(client, "deposit_account", {"customer_id": foreign_sub, "product": "current",
+                                                "average_balance": 6000000})
+    own = _post(client, "deposit_account", {"customer_id": parent, "product": "wealth_management",
+                                            "average_balance": 10})
+
+    view = client.get(f"/api/v1/records/{parent}/360", headers=MANAGER_A)
+    assert view.status_code == 200, view.text
+    causes = [entry["cause"] for entry in view.json()["timeline"] if entry["type"].startswith("tag.")]
+    assert causes and "record.created" in causes  # the cause's kind stays, the foreign account's id goes
+    assert f"record.created:{own}" in causes  # a record the manager sees is still named
+    assert account not in view.text and foreign_sub not in view.text
+
+    unrestricted = client.get(f"/api/v1/records/{parent}/360", headers=RISK)
+    assert f"record.created:{account}" in [entry.get("cause") for entry in unrestricted.json()["timeline"]]
