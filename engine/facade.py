@@ -483,8 +483,14 @@ class Engine:
 
                 from engine.store.models import RecordTagRow
 
+                from sqlalchemy import false
+
+                from engine.insight.visibility import hidden_tags
+
                 tagged = RecordRow.id.in_(select(RecordTagRow.record_id).where(RecordTagRow.form_key == form_key,
                                                                               RecordTagRow.tag == tag))
+                if tag in hidden_tags(self.insight.current(session), access):  # as for an unknown tag
+                    tagged = false()
                 where = tagged if where is None else and_(where, tagged)
             rows, total = record_store.page(session, form_key, filters, offset, limit, where=where)
             shown = []
@@ -572,8 +578,12 @@ class Engine:
                 view = access.form(form_key)
                 return view is not None and (field is None or view.reads(field))
 
-            view = build(session, self.insight.current(session), row, now=self.clock.now(), see=see,
+            from engine.insight.visibility import hidden_tags, without_hidden
+
+            catalog = self.insight.current(session)
+            view = build(session, catalog, row, now=self.clock.now(), see=see,
                          sees_field=sees_field, title_of=title_of, read=self.insight.read)
+            view = without_hidden(view, hidden_tags(catalog, access))  # tags from data the caller may not read
         self._audit_reads(None, shown, actor)  # committed before the view is returned
         return view
 
@@ -608,6 +618,10 @@ class Engine:
             # a restricted reader gets the events of records in its scope, naming fields it sees
             # (``next`` still moves past the others)
             result["items"] = visible_events(session, access, result["items"])
+            if access.restricted:
+                from engine.insight.visibility import events_without_hidden, hidden_tags
+
+                result["items"] = events_without_hidden(result["items"], hidden_tags(self.insight.current(session), access))
             return result
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
@@ -850,7 +864,13 @@ class Engine:
                 runner = Runner(session, spec, now, self.settings.supervisor_roles)
                 data, _revealed = self.vault.for_reading(self.registry.form(record.form_key, record.form_version),
                                                          record.form_key, record.id, loads(record.data))
-                operation(runner, instance, task, data)  # guards and notices see the values, callers do not
+                try:
+                    operation(runner, instance, task, data)  # guards and notices see the values, callers do not
+                except Forbidden as exc:  # the runtime's refusals (four eyes, signed twice, ...) are denials too
+                    if getattr(exc, "denied", None) is None:
+                        _marked(exc, "task.act" if task is not None else "instance.operate",
+                                f"task:{task.id}" if task is not None else f"instance:{instance.id}")
+                    raise
                 session.flush()
                 self.insight.after_operation(session, instance, actor)  # triggers on completion, tags
                 session.expire_all()  # answer what was stored, exactly as a later read will see it
@@ -955,8 +975,9 @@ class Engine:
             view = View.STAFF if actor is SYSTEM else None
         else:
             view = view_of(spec, instance, tasks, events, actor, self.settings.supervisor_roles)
-        if view is None:
-            raise NotFound("instance.not_found", params={"id": instance.id})
+        if view is None:  # it exists, the caller takes no part in it: a denial (a made-up id is none)
+            raise _marked(NotFound("instance.not_found", params={"id": instance.id}),
+                          "instance.read", f"instance:{instance.id}")
         access = self.access(actor)
         if access.restricted and not record_visible(session, access, instance.record_id):
             raise _marked(NotFound("instance.not_found", params={"id": instance.id}),  # outside the caller's scope

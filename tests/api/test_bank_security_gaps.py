@@ -5,6 +5,7 @@ risk review chain works end to end."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,67 @@ def test_a_report_on_a_sealed_field_one_may_not_read_is_answered_as_any_unreadab
                        "company_name": [("/dimensions/0/field", "field.not_readable")]}
     admin = client.post(f"{API}/definitions", headers=as_("admin"), json=report("contact_phone"))
     assert admin.status_code == 422 and codes(admin) == ["definition.sensitive_field"]  # who may read it is told why
+
+
+# -- 4. every refusal is audited, a made-up id is not ----------------------------------------
+
+
+def test_refused_instance_reads_and_task_actions_are_audited(client: Any, world: World, as_: Any) -> None:
+    for who, path in (("cust1", f"/instances/{world.a2_instance}"), ("cust1", f"/instances/{world.a2_instance}/timeline"),
+                      ("cs", f"/instances/{world.a1_instance}"), ("cs", f"/instances/{world.a1_instance}/timeline")):
+        assert client.get(f"{API}{path}", headers=as_(who)).status_code == 404, (who, path)
+    ghost = str(uuid.uuid4())
+    assert client.get(f"{API}/instances/{ghost}", headers=as_("cs")).status_code == 404
+    assert client.get(f"{API}/instances/{ghost}/timeline", headers=as_("cs")).status_code == 404
+    entries = denials(client, as_)
+    assert entries == [("cust-01", "instance.read", "instance.not_found")] * 2 + [
+        ("cs-01", "instance.read", "instance.not_found")] * 2
+    # four eyes: a manager may not approve the request they submitted
+    own = client.post(f"{API}/forms/credit_limit_adjustment/records", headers=as_("am1"), json={
+        "customer_id": world.c1, "current_limit": 100, "requested_limit": 200, "reason": "mine"})
+    assert own.status_code == 201, own.text
+    case = client.get(f"{API}/instances/{body(own)['instances'][0]['id']}", headers=as_("am1"))
+    task = [t for t in body(case)["tasks"] if t["status"] == "open"][0]
+    refused = client.post(f"{API}/tasks/{task['id']}/approve", headers=as_("am1"), json={})
+    assert refused.status_code == 403 and codes(refused) == ["task.own_request"], refused.text
+    # a countersign: the same risk officer may not sign twice
+    assert client.post(f"{API}/tasks/{world.a2_task}/approve", headers=as_("am2"), json={}).status_code == 200
+    countersign = [t for t in body(client.get(f"{API}/instances/{world.a2_instance}", headers=as_("risk")))["tasks"]
+                   if t["status"] == "open"]
+    assert [t["state"] for t in countersign] == ["risk_countersign"] * 2  # two different risk officers
+    assert client.post(f"{API}/tasks/{countersign[0]['id']}/approve", headers=as_("risk"), json={}).status_code == 200
+    again = [t for t in body(client.get(f"{API}/instances/{world.a2_instance}", headers=as_("risk")))["tasks"]
+             if t["status"] == "open"]
+    twice = client.post(f"{API}/tasks/{again[0]['id']}/approve", headers=as_("risk"), json={})
+    assert twice.status_code == 403 and codes(twice) == ["task.already_signed"], twice.text
+    assert denials(client, as_)[len(entries):] == [("mgr-01", "task.act", "task.own_request"),
+                                                   ("risk-01", "task.act", "task.already_signed")]
+
+
+# -- 3. a tag computed from data one may not read is not shown --------------------------------
+
+
+def test_a_tag_from_deposit_balances_is_hidden_from_who_may_not_read_deposit_accounts(
+        client: Any, world: World, as_: Any, bank_roles: Engine) -> None:
+    bank_roles.submit("deposit_account", {"customer_id": world.c1, "product": "current", "average_balance": 6000000}, SYSTEM)
+    bank_roles.submit("complaint", {"customer_id": world.c1, "channel": "web", "product": "loan", "issue": "fees",
+                                    "received_on": bank_roles.clock.now().date().isoformat()}, SYSTEM)
+
+    def tagged(who: str, tag: str) -> Any:
+        response = client.get(f"{API}/forms/customer/records?tag={tag}", headers=as_(who))
+        assert response.status_code == 200, response.text
+        return response
+
+    assert [item["id"] for item in body(tagged("admin", "cash_rich"))["items"]] == [world.c1]
+    hidden, unknown = tagged("cs", "cash_rich"), tagged("cs", "no_such_tag")
+    assert hidden.text == unknown.text and body(hidden)["total"] == 0  # the same answer as for an unknown tag
+
+    def tags_in_360(who: str) -> tuple[set[str], set[str]]:
+        view = client.get(f"{API}/records/{world.c1}/360", headers=as_(who))
+        assert view.status_code == 200, view.text
+        return ({item["tag"] for item in body(view)["tags"]},
+                {entry["tag"] for entry in body(view)["timeline"] if entry["type"].startswith("tag.")})
+
+    assert tags_in_360("admin") == ({"cash_rich", "cross_sell", "complained_recently"},) * 2
+    # customer service reads complaints, not deposit accounts
+    assert tags_in_360("cs") == ({"complained_recently"},) * 2
