@@ -160,6 +160,9 @@ def import_file(form: str = typer.Argument(..., help="Form key"),
                 all_or_nothing: bool = typer.Option(False, "--all-or-nothing",
                                                     help="Store the rows only if none is rejected (one transaction)"),
                 batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100_000, help="Rows per transaction"),
+                notify: bool = typer.Option(False, "--notify",
+                                            help="Send the notifications of the processes the rows start "
+                                                 "(by default they are recorded as withheld: an import loads history)"),
                 database_url: Optional[str] = DatabaseOption,
                 show: int = typer.Option(50, help="How many rejected rows to print in full")) -> None:
     """Import FILE as records of FORM, each row checked as the API checks a submission, stored in
@@ -169,13 +172,13 @@ def import_file(form: str = typer.Argument(..., help="Form key"),
     (with --all-or-nothing: and nothing was stored), 2 when the mapping or the file cannot be used."""
     engine = _engine(database_url)
     try:
-        _import(engine, form, file, mapping, rejects, all_or_nothing, batch_size, show)
+        _import(engine, form, file, mapping, rejects, all_or_nothing, batch_size, show, notify=notify)
     finally:
         engine.close()
 
 
 def _import(engine: Any, form: str, file: Path, mapping: Optional[Path], rejects: Optional[Path],
-            all_or_nothing: bool, batch_size: int, show: int) -> None:
+            all_or_nothing: bool, batch_size: int, show: int, *, notify: bool = False) -> None:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                   TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console, transient=False) as progress:
@@ -186,7 +189,7 @@ def _import(engine: Any, form: str, file: Path, mapping: Optional[Path], rejects
 
         try:
             report = engine.run_import(form, file, mapping, progress=advance, rejects=rejects,
-                                       all_or_nothing=all_or_nothing, batch_size=batch_size)
+                                       all_or_nothing=all_or_nothing, batch_size=batch_size, notify=notify)
         except EngineError as exc:
             _fail(exc)
             return

@@ -50,6 +50,7 @@ from engine.store.audit import AuditVerification
 from engine.store.audit import verify as verify_audit_chain
 from engine.store import records as record_store
 from engine.store.models import AuditRow, ChangeRow, InstanceEventRow, InstanceRow, OutboxRow, RecordRow, TaskRow
+from engine.workflow.notices import withhold
 from engine.workflow.runtime import ProcessStuck, Runner
 from engine.workflow.spec import TaskStatus
 
@@ -271,7 +272,7 @@ class Engine:
         return Submission(self.record(earlier, actor), replayed=True)
 
     def _submit(self, form_key: str, data: Any, actor: Principal,
-                claim: idempotency.IdempotencyClaim | None) -> dict[str, Any]:
+                claim: idempotency.IdempotencyClaim | None, notify: bool = True) -> dict[str, Any]:
         spec = self._form(form_key)
         access = self.access(actor)
         if access.restricted:
@@ -299,6 +300,8 @@ class Engine:
         record_id = str(uuid.uuid4())
         try:
             with self._denials(actor), self.db.transaction() as session:
+                if not notify:  # an import's row (engine.workflow.notices)
+                    withhold(session)
                 if claim is not None:
                     idempotency.remember(session, claim, record_id, now)  # first: a racing twin stops here
                 missing = _missing_refs(session, spec, computed, access)  # again: it may have gone since
@@ -1072,7 +1075,7 @@ class Engine:
     def run_import(self, form_key: str, source_path: Path | str, mapping_path: Path | str | None = None,
                    progress: Callable[[Any], None] | None = None, actor: Principal = SYSTEM, *,
                    rejects: Path | str | None = None, all_or_nothing: bool = False,
-                   batch_size: int | None = None, one_by_one: bool = False) -> Any:
+                   batch_size: int | None = None, one_by_one: bool = False, notify: bool = False) -> Any:
         """Import a CSV or JSON Lines file through the submission pipeline; returns an
         ``ImportReport`` (see ``engine/imports/README.md``).
 
@@ -1081,6 +1084,10 @@ class Engine:
         instead (slow; same outcome). ``rejects`` names a JSON Lines file that receives every
         rejected row with its issues. ``all_or_nothing`` stores the rows only if none is rejected.
         ``progress`` is called after each batch with an ``ImportProgress(rows, position, size)``.
+        The records' ``record.created`` triggers run after the rows are written, as
+        :meth:`submit` runs them. ``notify`` sends the notifications of the processes the import
+        starts; by default they are stored ``withheld`` (an import loads history: nobody is told
+        of it). Feed events are written either way.
 
         Without a mapping file, every column whose header (CSV) or key (JSON Lines, by the file
         suffix ``.jsonl``/``.ndjson``) is a top-level field of the form fills that field,
@@ -1102,9 +1109,11 @@ class Engine:
                 raise ValidationFailed([Issue("/form", "import.bad_mapping",
                                               {"detail": f"the mapping is for form {mapping.form}, not {form_key}"})])
             check_mapping_fields(mapping, [column.name for column in spec.columns])
-            target = _OneByOneImport(self, actor) if one_by_one else _BulkImport(self, actor)
+            target = _OneByOneImport(self, actor, notify) if one_by_one else _BulkImport(self, actor, notify)
             report = run_import(target, mapping, source, progress=progress, rejects=Path(rejects) if rejects else None,
                                 all_or_nothing=all_or_nothing, batch_size=batch_size or DEFAULT_BATCH_SIZE)
+            if isinstance(target, _BulkImport):  # Engine.submit ran them for each row one by one
+                self.insight.after_import(form_key, target.issued, actor, notify=notify)
             self._retag_after_import(form_key)
             return report
         except MappingError as exc:
@@ -1388,24 +1397,33 @@ class _BulkImport:
     """Imports through `engine.forms.bulk`: each row checked as `Engine.submit` checks it,
     written in batches."""
 
-    def __init__(self, engine: Engine, actor: Principal) -> None:
+    def __init__(self, engine: Engine, actor: Principal, notify: bool = True) -> None:
         from engine.forms.bulk import BulkSubmitter
 
         self._bulk = BulkSubmitter(engine.db, engine.registry, engine.clock, actor, vault=engine.vault)
+        self._notify = notify
+        self.issued: list[str] = []
+        """The record ids its sessions handed out (the written ones are in the database)."""
 
-    def open_session(self, form_key: str, *, all_or_nothing: bool) -> Any:
-        return self._bulk.session(form_key, all_or_nothing=all_or_nothing)
+    @contextmanager
+    def open_session(self, form_key: str, *, all_or_nothing: bool) -> Iterator[Any]:
+        with self._bulk.session(form_key, all_or_nothing=all_or_nothing, notify=self._notify) as session:
+            try:
+                yield session
+            finally:
+                self.issued.extend(session.issued)
 
 
 class _OneByOneImport:
     """Imports each row with `Engine.submit` (one transaction per row)."""
 
-    def __init__(self, engine: Engine, actor: Principal) -> None:
+    def __init__(self, engine: Engine, actor: Principal, notify: bool = True) -> None:
         self._engine = engine
         self._actor = actor
+        self._notify = notify
 
     def submit(self, form_key: str, data: dict[str, Any]) -> dict[str, Any]:
-        return self._engine.submit(form_key, data, self._actor)
+        return self._engine._submit(form_key, data, self._actor, None, notify=self._notify)
 
     def find_record_id(self, form_key: str, field: str, value: Any) -> str | None:
         from engine.imports.runner import AMBIGUOUS

@@ -65,6 +65,7 @@ from engine.store.models import (
 )
 from engine.store.records import MAX_LOOKUP_VALUE, lookup_text
 from engine.store.types import UTCDateTime
+from engine.workflow.notices import WITHHELD
 from engine.workflow.runtime import ProcessStuck, Runner
 from engine.workflow.spec import ProcessSpec
 
@@ -113,12 +114,14 @@ class BulkSubmitter:
 
     @contextmanager
     def session(self, form_key: str, *, all_or_nothing: bool = False,
-                background: bool = True) -> Iterator[BulkSession]:
+                background: bool = True, notify: bool = True) -> Iterator[BulkSession]:
         """A session adding records of ``form_key``; rolled back unless it was flushed (or, all or
         nothing, finished with ``commit=True``). ``background`` writes each batch in a thread
-        while the next one is checked (not with ``all_or_nothing``)."""
+        while the next one is checked (not with ``all_or_nothing``). Without ``notify`` the
+        notifications of the processes it starts are stored ``withheld`` (never sent)."""
         session = BulkSession(self._db, self._registry, self._clock, self._actor, self._tables, form_key,
-                              all_or_nothing=all_or_nothing, background=background, vault=self._vault)
+                              all_or_nothing=all_or_nothing, background=background, vault=self._vault,
+                              notify=notify)
         try:
             yield session
         finally:
@@ -129,8 +132,12 @@ class BulkSession:
     """Adds records of one form: :meth:`prefetch`, :meth:`add` each record, :meth:`flush`."""
 
     def __init__(self, db: Database, registry: Any, clock: Clock, actor: Principal, tables: _Tables,
-                 form_key: str, *, all_or_nothing: bool, background: bool = True, vault: Any = None) -> None:
+                 form_key: str, *, all_or_nothing: bool, background: bool = True, vault: Any = None,
+                 notify: bool = True) -> None:
         self._vault = vault
+        self._notify = notify
+        self.issued: list[str] = []
+        """Every record id this session handed out, in order (those written are in the database)."""
         self._db = db
         self._registry = registry
         self._clock = clock
@@ -467,10 +474,13 @@ class BulkSession:
                                '{"record":' + encode_basestring(record_id) + ',"form":' + encode_basestring(form_key) + "}",
                                "pending", 0, at, "event"))
         for item in process_rows:
+            if not self._notify and isinstance(item, OutboxRow) and item.channel != "event":
+                item.status = WITHHELD
             name, row = tables.from_object(item)
             rows[name].append(row)
         self._pending_ids.add(record_id)
         self._accepted.append(record_id)
+        self.issued.append(record_id)
         for target, value in outside:
             self._db_refs.setdefault(target, set()).add(value)
         return record_id, []

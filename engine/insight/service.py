@@ -67,6 +67,47 @@ class Insight:
         tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}", read=self.read)
         session.flush()
 
+    def after_import(self, form_key: str, record_ids: list[str], actor: Principal, *, notify: bool = False) -> int:
+        """After an import wrote records of ``form_key`` in batches (without the per-record
+        hooks): run their ``record.created`` triggers, as :meth:`after_record_write` does for one
+        submitted record, one transaction per :data:`RECOMPUTE_BATCH` records; the tags are the
+        caller's (recomputed once for the form afterwards). Without ``notify`` the notifications
+        the triggered processes write are withheld (engine.workflow.notices). Returns how many
+        records had at least one trigger fire."""
+        from engine.workflow.notices import withhold
+
+        catalog = self.current()
+        created = triggers.matching(catalog, "record.created", form_key)
+        completed = triggers.matching(catalog, "instance.completed", form_key)
+        if not created and not completed:
+            return 0
+        fired = 0
+        for start in range(0, len(record_ids), RECOMPUTE_BATCH):
+            chunk = record_ids[start:start + RECOMPUTE_BATCH]
+            with self.db.transaction() as session:
+                if not notify:
+                    withhold(session)
+                now = self.clock.now()
+                rows = {row.id: row for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(chunk)))}
+                for record_id in chunk:  # file order; an id not stored was a rejected or retried row
+                    row = rows.get(record_id)
+                    if row is None:
+                        continue
+                    data = self.read(row)
+                    hit = False
+                    for trigger in created:
+                        if triggers.holds(trigger, data):
+                            hit = True
+                            triggers.fire(session, trigger, record_id, data, actor=actor, now=now,
+                                          registry=self.registry, supervisors=self.supervisors,
+                                          on_write=self.after_record_write, depth=0, vault=self.vault)
+                    session.flush()
+                    for instance in session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id,
+                                                                              InstanceRow.status == "completed")):
+                        self._completed(session, catalog, form_key, record_id, data, instance, actor, now)
+                    fired += hit
+        return fired
+
     def after_operation(self, session: Session, instance: InstanceRow, actor: Principal) -> None:
         """After a runtime operation: if it completed the instance, run ``instance.completed``
         triggers; the instance's state may enter aggregates, so its record's tags are recomputed."""

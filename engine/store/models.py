@@ -256,7 +256,8 @@ class OutboxRow(Base):
     dedup_key: Mapped[str] = mapped_column(String(160))
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
-    """``pending``, ``delivered`` or ``dead`` (retries exhausted; listed over the API)."""
+    """``pending``, ``delivered``, ``dead`` (retries exhausted; listed over the API) or
+    ``withheld`` (a notification caused by an import: recorded, never sent)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     channel: Mapped[str] = mapped_column(String(32), default="event")

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from engine.jsoncodec import dumps
@@ -37,6 +38,24 @@ DEFAULT_NOTICES = {
         "zh-CN": "抄送：{process} - {state}。"}),
 }
 """What reminders, escalations, urges and copies say when the process declares nothing."""
+
+WITHHELD = "withheld"
+"""Outbox status of a notification recorded but never sent: one caused by an import (history
+loaded into the engine is no news to tell people about), unless the import asks to notify."""
+
+
+def withhold(session: Session) -> None:
+    """From now on, store the notifications (not the feed's events) added to ``session`` as
+    :data:`WITHHELD` instead of pending (marked as each flush writes them)."""
+
+    def mark(flushing: Session, _context: Any, _instances: Any) -> None:
+        for item in flushing.new:
+            if isinstance(item, OutboxRow) and item.channel not in (None, "event") and item.status == "pending":
+                item.status = WITHHELD
+
+    event.listen(session, "before_flush", mark)
+
+
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
