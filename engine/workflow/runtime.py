@@ -16,7 +16,7 @@ merges them again (all of them, or the first to arrive).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from sqlalchemy import CursorResult, select, update
@@ -778,10 +778,17 @@ class Runner:
                                   object_id=object_id, detail=dumps(detail)))
 
     def _outbox(self, topic: str, instance: InstanceRow, payload: Mapping[str, Any]) -> None:
-        body = {"instance": instance.id, "process": self.spec.key, "record": instance.record_id, **payload}
+        body = {"instance": instance.id, "process": self.spec.key, "record": instance.record_id,
+                **{key: _utc_iso(value) if isinstance(value, datetime) else value for key, value in payload.items()}}
         self.session.add(OutboxRow(topic=topic, dedup_key=f"{topic}:{instance.id}:{uuid.uuid4().hex}",
                                    payload=dumps(body), status="pending", attempts=0, created_at=self.now,
                                    channel="event"))
+
+
+def _utc_iso(value: datetime) -> str:
+    """An instant in events as the API writes it: ISO 8601 in UTC (a due time is computed on a
+    calendar's local time)."""
+    return value.astimezone(timezone.utc).isoformat()
 
 
 def _user_id(value: str, path: str = "/user", name: str = "user") -> str:

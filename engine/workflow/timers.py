@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from sqlalchemy import or_, select, update
@@ -161,7 +161,7 @@ def fire_one(session: Any, claim: TimerClaim, now: datetime,
         runner._bump(instance)
     elif kind is TimerKind.DUE:
         runner._event(instance, "overdue", state.name, None, task_id=task.id, actor="system",
-                      detail={"due_at": task.due_at.isoformat() if task.due_at else None})
+                      detail={"due_at": task.due_at.astimezone(timezone.utc).isoformat() if task.due_at else None})
         runner._outbox("task.overdue", instance, {"task": task.id, "state": state.name, "due_at": task.due_at})
         runner.notices.emit("overdue", instance, state, data, tasks=[task], occasion=f"overdue:{task.id}",
                             values=runner._values(state.name, task))

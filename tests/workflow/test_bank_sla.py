@@ -215,3 +215,12 @@ def test_rule_decision_is_in_the_audit_log(bank: Engine) -> None:
     # 50 % is over the instant-approval ceiling: the default transition (index 1) fired
     assert (detail["rule"], detail["transition"], detail["default"], detail["to"]) == ("triage", 1, True, "manager_review")
     assert detail["inputs"]["increase_pct"] == Decimal("50.00")  # what the instant-approval rule saw
+
+
+def test_event_payload_times_are_iso_utc_as_the_api_writes_them(bank: Engine, application: dict[str, Any]) -> None:
+    instance = bank.instance(application["instances"][0]["id"])
+    (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
+    (created,) = [row for row in _outbox(bank, "task.created") if loads(row.payload)["task"] == task["id"]]
+    due_at = loads(created.payload)["due_at"]
+    assert due_at == "2026-02-26T02:30:00+00:00"  # 10:30 in Shanghai, written as the API writes it
+    assert due_at == datetime.fromisoformat(task["due_at"]).astimezone(timezone.utc).isoformat()
