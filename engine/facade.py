@@ -1026,7 +1026,7 @@ class Engine:
         Once roles are loaded, ``actor`` needs a role granting the report (403
         ``access.report_denied``); columns from fields it may not read in full are left out and
         parameters on them refused (engine.security.report_access)."""
-        from engine.security.report_access import check_parameters, hidden_members, without_members
+        from engine.security.report_access import check_parameters, hidden_members, without_dimensions, without_members
 
         spec = self.registry.report(key)
         if spec is None:
@@ -1037,8 +1037,9 @@ class Engine:
         check_parameters(spec, params, access)
         started = time.perf_counter()
         try:
-            return without_members(run_report(self.mirror, spec, params, language=language, now=self.clock.now()),
-                                   hidden_members(spec, access))
+            hidden = hidden_members(spec, access)  # grouped away, not only left out (no split by a hidden value)
+            return without_members(run_report(self.mirror, without_dimensions(spec, hidden), params, language=language,
+                                              now=self.clock.now()), hidden)
         finally:
             self.metrics.report_ran(key, time.perf_counter() - started)
 

@@ -8,6 +8,7 @@ scope: grant a report only to roles that may see figures about all records.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from engine.errors import Issue, ValidationFailed
@@ -90,6 +91,18 @@ def check_definition(spec: Any, access: Access) -> None:
         raise ValidationFailed(issues)
 
 
+def without_dimensions(spec: Any, hidden: set[str]) -> Any:
+    """``spec`` grouped without the ``hidden`` dimensions (and not sorted, drilled or compared
+    by them): dropping their columns from the result alone would leave the rows split, and
+    ordered, by values the caller may not see."""
+    if not hidden or not any(dimension.name in hidden for dimension in spec.dimensions):
+        return spec
+    compare = spec.compare if spec.compare is None or spec.compare.dimension not in hidden else None
+    return replace(spec, dimensions=tuple(dimension for dimension in spec.dimensions if dimension.name not in hidden),
+                   sort=tuple(key for key in spec.sort if key.by not in hidden),
+                   drill=tuple(name for name in spec.drill if name not in hidden), compare=compare)
+
+
 def without_members(result: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
     """``result`` without the columns of ``hidden`` members (and their period-over-period
     ``_previous``/``_change`` columns); ``meta.hidden`` names what was left out."""
@@ -103,4 +116,4 @@ def without_members(result: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
     return shown
 
 
-__all__ = ["check_definition", "check_parameters", "hidden_members", "without_members"]
+__all__ = ["check_definition", "check_parameters", "hidden_members", "without_dimensions", "without_members"]
