@@ -40,6 +40,7 @@ from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
 from engine.security.definition_access import check_definition as check_insight_definition, required_function
 from engine.security.definition_access import unreadable_as_such
+from engine.security.task_scope import task_condition
 from engine.security.fields import check_filterable, check_writable, decision_view, readable_view, redact_issues
 
 from engine.security.scope import instance_condition, record_condition, record_views, record_visible
@@ -668,6 +669,9 @@ class Engine:
                 scoped = instance_condition(self.access(actor))  # and only of records in the caller's scope
                 if scoped is not None:
                     query = query.where(scoped)
+                steps = task_condition(self.access(actor))  # and of steps it may act on (engine.security.task_scope)
+                if steps is not None:
+                    query = query.where(steps)
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(query.order_by(TaskRow.created_at.desc(), TaskRow.id).offset(offset).limit(limit)).all()
             items = []

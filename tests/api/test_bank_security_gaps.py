@@ -239,3 +239,25 @@ def test_a_tag_from_deposit_balances_is_hidden_from_who_may_not_read_deposit_acc
     assert tags_in_360("admin") == ({"cash_rich", "cross_sell", "complained_recently"},) * 2
     # customer service reads complaints, not deposit accounts
     assert tags_in_360("cs") == ({"complained_recently"},) * 2
+
+
+# -- 7. the inbox follows object scopes and step grants ---------------------------------------
+
+
+def test_the_inbox_lists_only_tasks_one_could_act_on_in_one_s_scope(client: Any, world: World, as_: Any) -> None:
+    def inbox(who: str, query: str = "") -> set[tuple[str, str]]:
+        response = client.get(f"{API}/tasks{query}", headers=as_(who))
+        assert response.status_code == 200, response.text
+        page = body(response)
+        assert page["total"] == len(page["items"])
+        return {(item.get("id") or item["instance_id"], item["view"]) for item in page["items"]
+                if item["process"] == "credit_limit_adjustment"}
+
+    assert inbox("risk") == set()  # reads every application, acts only on the countersign
+    assert inbox("credit") == set()  # the branch credit review, not the manager's
+    assert inbox("am1") == {(world.a1_task, "staff")}
+    assert inbox("head") == {(world.a1_task, "staff")}  # every credit step, of the own branch
+    assert inbox("cust1") == {(world.a1_instance, "applicant")}  # the public view of the own case
+    assert client.post(f"{API}/tasks/{world.a2_task}/approve", headers=as_("am2"), json={}).status_code == 200
+    assert {state for _id, state in inbox("risk")} == {"staff"} and len(inbox("risk")) == 2  # the countersign
+    assert (world.a2_task, "staff") in inbox("am2", "?status=all")  # what one acted on stays listed
