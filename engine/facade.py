@@ -228,14 +228,22 @@ class Engine:
 
         return render_payload(self._form(form_key), language)
 
-    def evaluate(self, form_key: str, data: Any) -> dict[str, Any]:
-        """Run the submission pipeline without storing: ``{data, errors}`` (errors as Issues)."""
+    def evaluate(self, form_key: str, data: Any, actor: Principal = SYSTEM) -> dict[str, Any]:
+        """Run the submission pipeline without storing: ``{data, errors}`` (errors as Issues).
+        References are checked as :meth:`submit` checks them (``record.ref_not_found``, the same
+        for a record outside ``actor``'s scope as for none)."""
         spec = self._form(form_key)
         if not isinstance(data, dict):
             raise ValidationFailed([Issue("", "request.not_object")])
         check_document(data)
         outcome = run_pipeline(spec, data)
-        return {"data": outcome.data, "issues": outcome.issues, "visible": outcome.visible,
+        issues = list(outcome.issues)
+        if spec.refs:
+            flagged = {issue.path for issue in issues}
+            with self.db.read() as session:
+                issues += [issue for issue in _missing_refs(session, spec, outcome.data, self.access(actor))
+                           if issue.path not in flagged]
+        return {"data": outcome.data, "issues": issues, "visible": outcome.visible,
                 "required": outcome.required}
 
     def submit(self, form_key: str, data: Any, actor: Principal = SYSTEM, *,

@@ -63,7 +63,7 @@ def form_schema(request: Request, key: str, lang: str | None = None) -> ExactJSO
 @router.post("/forms/{key}/evaluate", openapi_extra=JSON_BODY, tags=["records"])
 async def evaluate_record(request: Request, key: str) -> ExactJSONResponse:
     data = await json_body(request)
-    result = await run_in_threadpool(engine_of(request).evaluate, key, data)
+    result = await run_in_threadpool(engine_of(request).evaluate, key, data, actor_of(request))
     language = language_of(request)
     return ExactJSONResponse({"data": result["data"], "errors": [issue.to_dict(language) for issue in result["issues"]],
                               "visible": result["visible"], "required": result["required"]})

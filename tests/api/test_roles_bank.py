@@ -469,3 +469,16 @@ def test_referring_to_a_record_outside_one_s_scope_is_answered_as_a_missing_one(
     assert other.text.replace(world.c2, "ID") == missing.text.replace(ghost, "ID")
     assert [(e["path"], e["code"]) for e in body(other)["errors"]] == [("/customer_id", "record.ref_not_found")]
     assert submit(world.c1).status_code == 201
+
+
+def test_evaluate_checks_references_as_submitting_does(client: Any, world: World, as_: Any) -> None:
+    def evaluate(customer_id: str) -> Any:
+        return client.post(f"{API}/forms/credit_limit_adjustment/evaluate", headers=as_("am1"), json={
+            "customer_id": customer_id, "current_limit": 100, "requested_limit": 120, "reason": "x"})
+
+    ghost = str(uuid.uuid4())
+    other, missing, own = evaluate(world.c2), evaluate(ghost), evaluate(world.c1)
+    assert other.status_code == missing.status_code == own.status_code == 200
+    assert [(e["path"], e["code"]) for e in body(missing)["errors"]] == [("/customer_id", "record.ref_not_found")]
+    assert body(other)["errors"] == body(missing)["errors"]  # outside one's scope: as no record at all
+    assert body(own)["errors"] == []
