@@ -31,6 +31,14 @@ class RoundResult:
         return bool(self.timers.get("fired") or self.timers.get("cancelled") or self.deliveries.get("claimed"))
 
 
+def _busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database was locked by another writer past the busy timeout
+    (SQLite's ``database is locked``), which the next round simply retries."""
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
 class Worker:
     def __init__(self, engine: Engine, *, interval: float = 1.0, batch: int = 200) -> None:
         self.engine = engine
@@ -48,8 +56,11 @@ class Worker:
         while not self._stop.is_set():
             try:
                 result = self.run_once()
-            except Exception:  # noqa: BLE001 - a bad round is logged; the next one retries
-                log.exception("worker round failed")
+            except Exception as exc:  # noqa: BLE001 - a bad round is logged; the next one retries
+                if _busy(exc):  # another writer (an import, the server) holds SQLite's lock: no news
+                    log.warning("database busy (%s): the round's work is tried again next round", exc.__class__.__name__)
+                else:
+                    log.exception("worker round failed")
                 result = RoundResult()
             if result.timers.get("errors"):
                 for error in result.timers["errors"]:
