@@ -4,7 +4,8 @@ profile's aggregates and one interaction timeline, each part as the caller may s
 
 Visibility is one seam, ``see(record row) -> data | None``: the caller's field view of a
 record (unreadable fields dropped, masked ones masked; None when the record is not visible at
-all). Aggregates are shown only to a caller who may read their form's field, and count only the
+all). Aggregates are shown only to a caller who may read in full every field they are computed
+from (reference, field, condition, date field), and count only the
 records the view shows (a child or related record outside the caller's scope does not count)."""
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from engine.insight import aggregates as aggregate_values
 from engine.insight import graph, tagging
 from engine.insight.catalog import Catalog
+from engine.security.definition_access import aggregate_reads
 from engine.store.models import AuditRow, InstanceEventRow, InstanceRow, RecordRow
 
 See = Callable[[RecordRow], "dict[str, Any] | None"]
@@ -99,8 +101,8 @@ def build(session: Session, catalog: Catalog, row: RecordRow, *, now: datetime, 
         counted = {row.id, *visible_kids, *related_ids}  # only what the caller sees counts
         values = aggregate_values.compute(session, profile, row.id, now, read=read, kids=visible_kids,
                                           keep=counted.__contains__)
-        for aggregate in profile.aggregates:
-            if sees_field(aggregate.form, aggregate.field):
+        for aggregate in profile.aggregates:  # shown to who reads every field it is computed from
+            if all(sees_field(form, field) for _pointer, form, field in aggregate_reads(aggregate)):
                 figures[aggregate.name] = {"value": values[aggregate.name], "title": aggregate.title}
 
     timeline = _timeline(session, row, children, related, instances, subjects)

@@ -63,3 +63,18 @@ def test_a_tag_change_caused_by_a_foreign_record_does_not_name_it_in_the_timelin
 
     unrestricted = client.get(f"/api/v1/records/{parent}/360", headers=RISK)
     assert f"record.created:{account}" in [entry.get("cause") for entry in unrestricted.json()["timeline"]]
+
+
+def test_an_aggregate_filtered_by_a_field_the_reader_may_not_read_is_not_shown(bank_roles: Engine,
+                                                                              client: Any) -> None:
+    bank_roles.upload({"kind": "roles", "key": "probe_roles", "title": "Probe", "roles": {"balance_viewer": {
+        "forms": {"customer": {"read": ["*"]}, "deposit_account": {"read": ["customer_id", "average_balance"]}}}}})
+    customer = _post(client, "customer", {"company_name": "Acme", "account_manager": "am-a"})
+    _post(client, "deposit_account", {"customer_id": customer, "product": "time_deposit", "average_balance": 500})
+    _post(client, "deposit_account", {"customer_id": customer, "product": "wealth_management", "average_balance": 7})
+
+    view = client.get(f"/api/v1/records/{customer}/360", headers={"X-User": "bv-1", "X-Roles": "balance_viewer"})
+    assert view.status_code == 200, view.text
+    figures = view.json()["aggregates"]
+    assert str(figures["average_balance"]["value"]) == "507"  # reads every field it is computed from
+    assert "term_balance" not in figures and "wealth_products" not in figures  # filtered by product, unreadable
