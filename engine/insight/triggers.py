@@ -52,7 +52,8 @@ def fire(session: Session, trigger: TriggerSpec, record_id: str, data: Mapping[s
     """Perform ``trigger``'s action for the record (its rule has held). ``vault``
     (engine.security.vault) opens and seals the sensitive fields of a record it updates."""
     if trigger.start is not None:
-        _start(session, trigger.start, record_id, data, actor, now, registry, supervisors)
+        _start(session, trigger.start, record_id, _marked(session, record_id, data, registry, vault), actor, now,
+               registry, supervisors)
     if trigger.update_ref is not None:
         target = data.get(trigger.update_ref)
         if isinstance(target, str):
@@ -72,6 +73,18 @@ def _start(session: Session, process_key: str, record_id: str, data: Mapping[str
     if process is None:
         return
     Runner(session, process, now, supervisors).start(record_id, data, actor)
+
+
+def _marked(session: Session, record_id: str, data: Mapping[str, Any], registry: Any, vault: Any) -> Mapping[str, Any]:
+    """``data`` naming its sensitive fields (engine.security.vault.OpenedData), so the rule
+    decisions of the process it starts record ``[sensitive]`` instead of their values."""
+    if vault is None:
+        return data
+    row = session.get(RecordRow, record_id)
+    if row is None:
+        return data
+    plain: Mapping[str, Any] = vault.plain(registry.form(row.form_key, row.form_version), row.form_key, dict(data))
+    return plain
 
 
 def _update(session: Session, trigger: TriggerSpec, target_id: str, actor: Principal, now: datetime, registry: Any,

