@@ -33,3 +33,19 @@ def test_a_masked_field_is_no_oracle_through_a_stored_records_backtest(bank_role
     assert _routes(client, "id_number", ID_NUMBER, ADMIN) == {"hit": 1}  # the admin reads it in full
     assert _routes(client, "id_number", ID_NUMBER, MODELER) == {"miss": 1}  # the modeler replays it masked
     assert _routes(client, "full_name", "Zhang San", MODELER) == {"miss": 1}
+
+
+def test_a_stored_records_backtest_replays_only_the_callers_records(bank_roles: Engine, client: Any) -> None:
+    bank_roles.upload({"kind": "roles", "key": "probe_roles", "title": "Probe", "roles": {"scoped_modeler": {
+        "may": ["definitions.upload"],
+        "forms": {"customer": {"scope": [{"field": "account_manager", "equals": "principal.id"}], "read": ["*"]}}}}})
+    for name, manager in [("Own One", "sm-1"), ("Own Two", "sm-1"), ("Foreign", "am-b")]:
+        assert client.post("/api/v1/forms/customer/records", headers=ADMIN,
+                           json={"company_name": name, "account_manager": manager}).status_code == 201
+    candidate = {**_candidate("company_name", "Foreign"), "form": "customer"}
+    scoped = client.post("/api/v1/definitions/backtest", json={"definition": candidate},
+                         headers={"X-User": "sm-1", "X-Roles": "scoped_modeler"})
+    assert scoped.status_code == 200, scoped.text
+    assert scoped.json()["rows"] == 2 and {r["route"]: r["count"] for r in scoped.json()["routes"]} == {"miss": 2}
+    everything = client.post("/api/v1/definitions/backtest", json={"definition": candidate}, headers=ADMIN).json()
+    assert everything["rows"] == 3 and {r["route"]: r["count"] for r in everything["routes"]} == {"hit": 1, "miss": 2}
