@@ -1125,9 +1125,9 @@ class Engine:
             target = _OneByOneImport(self, actor, notify) if one_by_one else _BulkImport(self, actor, notify)
             report = run_import(target, mapping, source, progress=progress, rejects=Path(rejects) if rejects else None,
                                 all_or_nothing=all_or_nothing, batch_size=batch_size or DEFAULT_BATCH_SIZE)
-            if isinstance(target, _BulkImport):  # Engine.submit ran them for each row one by one
+            if isinstance(target, _BulkImport):  # Engine.submit ran them (and retagged) for each row one by one
                 self.insight.after_import(form_key, target.issued, actor, notify=notify)
-            self._retag_after_import(form_key)
+                self.insight.recompute_records(form_key, target.issued)  # only what the rows may change
             return report
         except MappingError as exc:
             raise ValidationFailed([Issue(issue.path, "import.bad_mapping", {"detail": issue.message})
@@ -1188,14 +1188,6 @@ class Engine:
                                      max_rows=MAX_ROWS, visible=(lambda row: record_visible(session, access, row.id))
                                      if access.restricted else None)
         return run_backtest(spec, history, predicts={}, actual_source="instance route", began=began)
-
-    def _retag_after_import(self, form_key: str) -> None:
-        """Imported rows are written in batches without the per-record hooks: recompute the
-        tags of the imported form and of the forms its references point at, once, afterwards."""
-        catalog = self.insight.current()
-        tagged = {tag.form for tag in catalog.tags}
-        for form in sorted(tagged & {form_key, *catalog.refs.get(form_key, {}).values()}):
-            self.insight.recompute_all(form)
 
     # -- backtest ------------------------------------------------------------------------------
 

@@ -140,7 +140,7 @@ class Insight:
 
     def recompute_all(self, form_key: str | None = None, progress: Callable[[int], None] | None = None) -> dict[str, int]:
         """Recompute the tags of every record of every tagged form (or of ``form_key``), in
-        batches of :data:`RECOMPUTE_BATCH` records per transaction: ``{records, changes}``."""
+        batches of :data:`tagging.BATCH` records per transaction: ``{records, changes}``."""
         catalog = self.current()
         forms = sorted({tag.form for tag in catalog.tags if form_key is None or tag.form == form_key})
         records = changes = 0
@@ -149,7 +149,7 @@ class Insight:
             while True:
                 with self.db.transaction() as session:
                     ids = list(session.scalars(select(RecordRow.id).where(RecordRow.form_key == form, RecordRow.id > last)
-                                               .order_by(RecordRow.id).limit(RECOMPUTE_BATCH)))
+                                               .order_by(RecordRow.id).limit(tagging.BATCH)))
                     if not ids:
                         break
                     changes += len(tagging.recompute(session, catalog, ids, self.clock.now(), "recompute", read=self.read))
@@ -163,13 +163,13 @@ class Insight:
         """Recompute the tags a write of these records of ``form_key`` may change (used after an
         import, whose rows are written in batches without the per-record hooks)."""
         changes = 0
-        for start in range(0, len(record_ids), RECOMPUTE_BATCH):
+        for start in range(0, len(record_ids), tagging.BATCH):
             with self.db.transaction() as session:
                 catalog = self.current(session)
                 if not catalog.tags:
                     return 0
                 ids: list[str] = []
-                for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + RECOMPUTE_BATCH]))):
+                for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + tagging.BATCH]))):
                     ids += tagging.affected(session, catalog, form_key, row.id, loads(row.data))
                 changes += len(tagging.recompute(session, catalog, list(dict.fromkeys(ids)), self.clock.now(),
                                                  f"import:{form_key}", read=self.read))

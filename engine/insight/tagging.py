@@ -57,10 +57,46 @@ def affected(session: Session, catalog: Catalog, form_key: str, record_id: str,
     return list(dict.fromkeys(ids))
 
 
+BATCH = 500
+"""Records whose tags are evaluated together: their aggregates, current tags and related records
+are read in one query per kind per batch."""
+
+
 def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now: datetime, cause: str,
               read: Callable[[RecordRow], dict[str, Any]] = graph.record_data) -> list[TagChange]:
     """Evaluate the tags of ``record_ids`` and store what changed; returns the changes. ``read``
-    gives a record's data with its sensitive values opened."""
+    gives a record's data with its sensitive values opened. Batched: per :data:`BATCH` records,
+    one read of the records, of their current tags and of each profile's aggregates
+    (aggregates.compute_many); the outcome is that of :func:`recompute_each`."""
+    changes: list[TagChange] = []
+    ordered = list(dict.fromkeys(record_ids))
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start:start + BATCH]
+        rows = graph.load_records(session, chunk)
+        tagged = [rows[item] for item in chunk if item in rows and catalog.tags_of(rows[item].form_key)]
+        if not tagged:
+            continue
+        needs: dict[str, list[str]] = {}
+        for row in tagged:
+            for tag in catalog.tags_of(row.form_key):
+                if tag.reads_aggregates and tag.profile in catalog.profiles:
+                    needs.setdefault(tag.profile, [])
+                    if not needs[tag.profile] or needs[tag.profile][-1] != row.id:
+                        needs[tag.profile].append(row.id)
+        figures = {name: aggregate_values.compute_many(session, catalog.profiles[name], ids, now, read=read)
+                   for name, ids in needs.items()}
+        current = tags_of(session, [row.id for row in tagged])
+        for row in tagged:
+            changes += _store(session, catalog.tags_of(row.form_key), row, read(row),
+                              {name: found[row.id] for name, found in figures.items() if row.id in found},
+                              {item.tag: item for item in current.get(row.id, [])}, now, cause)
+    return changes
+
+
+def recompute_each(session: Session, catalog: Catalog, record_ids: Iterable[str], now: datetime, cause: str,
+                   read: Callable[[RecordRow], dict[str, Any]] = graph.record_data) -> list[TagChange]:
+    """:func:`recompute` one record at a time (a few queries per record and aggregate): the
+    reference the batched path is tested against."""
     changes: list[TagChange] = []
     rows = graph.load_records(session, record_ids)
     for record_id in dict.fromkeys(record_ids):
@@ -83,6 +119,13 @@ def _recompute_one(session: Session, catalog: Catalog, row: RecordRow, tags: tup
         if tag.reads_aggregates and profile is not None and tag.profile not in figures:
             figures[tag.profile] = aggregate_values.compute(session, profile, row.id, now, read=read)
     current = {item.tag: item for item in session.scalars(select(RecordTagRow).where(RecordTagRow.record_id == row.id))}
+    return _store(session, tags, row, data, figures, current, now, cause)
+
+
+def _store(session: Session, tags: tuple[Any, ...], row: RecordRow, data: dict[str, Any],
+           figures: Mapping[str, dict[str, Any]], current: Mapping[str, RecordTagRow], now: datetime,
+           cause: str) -> list[TagChange]:
+    """Evaluate ``tags`` over the record's data and figures; store and announce what changed."""
     changes: list[TagChange] = []
     for tag in tags:
         context = {**data, AGG_VAR: figures.get(tag.profile, {})}
@@ -126,4 +169,4 @@ def history(session: Session, record_ids: Iterable[str], limit: int = 200) -> li
                                 .order_by(TagChangeRow.id.desc()).limit(limit)))
 
 
-__all__ = ["TagChange", "affected", "history", "recompute", "tags_of"]
+__all__ = ["BATCH", "TagChange", "affected", "history", "recompute", "recompute_each", "tags_of"]
