@@ -111,6 +111,12 @@ class PreconditionRequired(EngineError):
     status = 428
 
 
+class Unavailable(EngineError):
+    """A service the request needs (the database) does not answer; trying again later may work."""
+
+    status = 503
+
+
 class Invalid(EngineError):
     """A document breaks its rules; every issue is reported at once."""
 

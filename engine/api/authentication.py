@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.api.limits import ASGIApp, Receive, Scope, Send
 from engine.api.responses import ExactJSONResponse
-from engine.errors import BadRequest, EngineError, Unauthenticated, negotiate_language
+from engine.errors import BadRequest, EngineError, Unauthenticated, Unavailable, negotiate_language
 from engine.facade import Engine
 from engine.security.tokens import PREFIX
 
@@ -112,7 +112,7 @@ class Authentication:
                 principal = await run_in_threadpool(authenticator.principal, headers)  # database read
             else:
                 principal = authenticator.principal(headers)
-        except (Unauthenticated, BadRequest) as exc:
+        except (Unauthenticated, BadRequest, Unavailable) as exc:
             await self._refuse(exc, scope, receive, send, headers)
             return
         scope[PRINCIPAL] = principal

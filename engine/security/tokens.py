@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from engine.clock import Clock
-from engine.errors import BadRequest, NotFound, Unauthenticated
+from engine.errors import BadRequest, NotFound, Unauthenticated, Unavailable
 from engine.jsoncodec import dumps, loads
 from engine.security.jwt import ATTRIBUTE_NAME, ROLE_NAME, check_attributes, check_user_id
 from engine.security.principal import SYSTEM, Principal
@@ -151,6 +151,16 @@ class TokenStore:
             raise Unauthenticated("auth.token_unknown")
         digest = token_hash(token)
         now = self._clock.now()
+        try:
+            info = self._lookup(digest, now)
+        except DBAPIError as exc:  # a database that does not answer is not a bad token: 503, not 500
+            log.warning("api token lookup: the database did not answer (%s)", type(exc.orig).__name__)
+            raise Unavailable("store.unavailable", params={"type": type(exc.orig).__name__}) from None
+        if info.last_used_at is None or now - info.last_used_at >= LAST_USED_EVERY:
+            self._touch(info.id, now)
+        return Principal(info.user, frozenset(info.roles), dict(info.attributes))
+
+    def _lookup(self, digest: str, now: datetime) -> TokenInfo:
         with self._db.read() as session:
             row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.token_hash == digest)).first()
             if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -159,10 +169,7 @@ class TokenStore:
                 raise Unauthenticated("auth.token_revoked")
             if row.expires_at is not None and now >= row.expires_at:
                 raise Unauthenticated("auth.token_expired")
-            info = TokenInfo.of(row)
-        if info.last_used_at is None or now - info.last_used_at >= LAST_USED_EVERY:
-            self._touch(info.id, now)
-        return Principal(info.user, frozenset(info.roles), dict(info.attributes))
+            return TokenInfo.of(row)
 
     def _touch(self, token_id: str, now: datetime) -> None:
         try:
