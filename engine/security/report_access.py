@@ -95,8 +95,9 @@ def without_dimensions(spec: Any, hidden: set[str]) -> Any:
     """``spec`` grouped without the ``hidden`` dimensions (and not sorted, drilled or compared
     by them): dropping their columns from the result alone would leave the rows split, and
     ordered, by values the caller may not see."""
-    if not hidden or not any(dimension.name in hidden for dimension in spec.dimensions):
-        return spec
+    if not hidden or not (any(dimension.name in hidden for dimension in spec.dimensions)
+                          or any(key.by in hidden for key in spec.sort)):
+        return spec  # (a sort by a hidden measure would rank the rows by it)
     compare = spec.compare if spec.compare is None or spec.compare.dimension not in hidden else None
     return replace(spec, dimensions=tuple(dimension for dimension in spec.dimensions if dimension.name not in hidden),
                    sort=tuple(key for key in spec.sort if key.by not in hidden),
