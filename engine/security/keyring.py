@@ -11,9 +11,9 @@ Where the keys come from (read once, by :meth:`KeySettings.from_environ`):
   default ``k-`` and 8 hex digits of its fingerprint);
 - ``LOWCODE_MASTER_KEY_FILE``: a JSON file ``{"active": "k2", "keys": {"k1": "<base64>",
   "k2": "<base64>"}}``; with both, the file's ``active`` wins, else the environment key is active;
-- neither, in development mode (``LOWCODE_MODE`` / ``LOWCODE_ENVIRONMENT`` unset or ``development``): a key file is
+- neither, in development mode (``LOWCODE_MODE`` unset or ``development``): a key file is
   generated under ``var/`` on first need, with a warning; in production mode
-  (``LOWCODE_MODE=production``) the engine refuses to seal or open anything
+  (``LOWCODE_MODE=production``, or any other value, as the start-up checks read it) the engine refuses to seal or open anything
   (``crypto.key_missing``) and ``lowcode serve`` refuses to start when a form has sensitive fields.
 """
 from __future__ import annotations
@@ -69,9 +69,9 @@ class KeySettings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> KeySettings:
-        modes = {(environ.get(name) or "development").strip().lower() for name in ("LOWCODE_MODE", "LOWCODE_ENVIRONMENT")}
+        mode = (environ.get("LOWCODE_MODE") or "development").strip().lower()
         key_file = environ.get("LOWCODE_MASTER_KEY_FILE")
-        return cls(production="production" in modes, master_key=environ.get("LOWCODE_MASTER_KEY") or None,
+        return cls(production=mode != "development", master_key=environ.get("LOWCODE_MASTER_KEY") or None,
                    master_key_id=environ.get("LOWCODE_MASTER_KEY_ID") or None,
                    key_file=Path(key_file) if key_file else None)
 
