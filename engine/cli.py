@@ -360,6 +360,11 @@ def tokens_create(user: str = typer.Option(..., "--user", help="The user the tok
         _fail(exc)
         return
     info = issued.info
+    known = {name for spec in engine.registry.roles() for name in spec.roles}
+    unknown = sorted(set(info.roles) - known)
+    if known and unknown:  # a typo grants nothing: say so (roles named only in settings are fine)
+        errors.print(f"warning: role(s) {', '.join(unknown)} are not in the loaded roles definition "
+                     f"(known: {', '.join(sorted(known))})", highlight=False)
     sys.stdout.write(issued.token + "\n")
     errors.print(f"token {info.id} for {info.user} (roles {', '.join(info.roles) or 'none'}), expires "
                  f"{info.expires_at.isoformat() if info.expires_at else 'never'}: shown once, keep it secret",

@@ -495,14 +495,14 @@ class Engine:
 
                 from engine.store.models import RecordTagRow
 
-                from sqlalchemy import false
-
                 from engine.insight.visibility import hidden_tags
 
                 tagged = RecordRow.id.in_(select(RecordTagRow.record_id).where(RecordTagRow.form_key == form_key,
                                                                               RecordTagRow.tag == tag))
-                if tag in hidden_tags(self.insight.current(session), access):  # as for an unknown tag
-                    tagged = false()
+                catalog = self.insight.current(session)
+                if tag not in {item.key for item in catalog.tags if item.form == form_key} \
+                        or tag in hidden_tags(catalog, access):  # a hidden tag is answered as an unknown one
+                    raise ValidationFailed([Issue("/tag", "record.unknown_tag", {"tag": tag, "form": form_key})])
                 where = tagged if where is None else and_(where, tagged)
             rows, total = record_store.page(session, form_key, filters, offset, limit, where=where)
             shown = []
@@ -603,6 +603,8 @@ class Engine:
         """Recompute every tag of every record (of ``form_key``'s records only, if given):
         ``{records, changes}`` (what ``lowcode tags recompute`` does). Tags over time windows
         ("in the last 90 days") change as time passes: run it daily."""
+        if form_key is not None:
+            self._form(form_key)  # a misspelt form is an error, not "0 records"
         return self.insight.recompute_all(form_key, progress)
 
     def events(self, after: int = 0, limit: int = 100, actor: Principal = SYSTEM) -> dict[str, Any]:

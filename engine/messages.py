@@ -180,6 +180,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "record.unique_items": {"en": "Items must be unique", "zh-CN": "各项不能重复"},
     "record.schema": {"en": "Does not satisfy the form: {keyword}", "zh-CN": "不符合表单要求：{keyword}"},
     "record.ref_not_found": {"en": "No {form} record with this id", "zh-CN": "不存在该 id 的 {form} 记录"},
+    "record.unknown_tag": {"en": "Form {form} has no tag {tag} that you may see", "zh-CN": "表单 {form} 没有您可见的标签 {tag}"},
     "record.rule_error": {"en": "The rule {rule} could not be evaluated", "zh-CN": "规则 {rule} 无法计算"},
     "record.compute_error": {"en": "Field {field} could not be computed", "zh-CN": "字段 {field} 无法计算"},
     "record.no_process": {"en": "Form {form} names process {process}, which is not defined for it; upload the process first", "zh-CN": "表单 {form} 指定的流程 {process} 未定义或不属于该表单，请先上传流程"},

@@ -69,7 +69,11 @@ def test_a_related_record_write_changes_the_tag_in_the_same_request(insight: Eng
     assert view.status_code == 200 and view.json()["related"]["deposit_account"]["total"] == 2
     missing = client.get("/api/v1/records/00000000-0000-4000-8000-000000000000/360")
     assert (missing.status_code, missing.json()["errors"][0]["code"]) == (404, "record.not_found")
-    assert client.get("/api/v1/forms/customer/records", params={"tag": "no_such_tag"}).json()["total"] == 0
+    unknown = client.get("/api/v1/forms/customer/records", params={"tag": "no_such_tag"})
+    assert (unknown.status_code, unknown.json()["errors"][0]["code"]) == (422, "record.unknown_tag")
+    assert unknown.json()["errors"][0]["path"] == "/tag"
+    other_form = client.get("/api/v1/forms/deposit_account/records", params={"tag": "cash_rich"})  # a customer tag
+    assert other_form.status_code == 422
 
 
 def test_the_tag_change_reaches_a_signed_webhook(insight: Engine) -> None:

@@ -160,3 +160,5 @@ def test_lowcode_tags_recompute_rebuilds_lost_tags(eng: Engine, database_url: st
     assert result.exit_code == 0, result.output
     assert "records: 1  tag changes: 1" in result.output
     assert [item["tag"] for item in eng.record_360(client)["tags"]] == ["big"]
+    misspelt = CliRunner().invoke(app, ["tags", "recompute", "--form", "nosuch", "--database-url", database_url])
+    assert misspelt.exit_code == 2 and "definition.not_found" in misspelt.output

@@ -93,3 +93,18 @@ def test_the_command_line_creates_lists_and_revokes(engine: Engine) -> None:
     assert missing.exit_code == 2 and "token.not_found" in missing.output
     bad = runner.invoke(app, ["tokens", "create", "--user", "u", "--attr", "novalue", "--database-url", url])
     assert bad.exit_code == 2 and "token.bad_attribute" in bad.output
+
+
+def test_creating_a_token_with_a_role_no_roles_definition_names_warns(engine: Engine) -> None:
+    from engine.cli import app
+
+    url = engine.db.url
+    runner = CliRunner()
+    before = runner.invoke(app, ["tokens", "create", "--user", "u", "--roles", "nosuchrole", "--database-url", url])
+    assert before.exit_code == 0 and "warning" not in before.stderr  # no roles definition: nothing to check against
+    engine.upload({"kind": "roles", "key": "staff", "title": "Staff", "roles": {"auditor": {"may": ["audit.read"]}}})
+    typo = runner.invoke(app, ["tokens", "create", "--user", "u", "--roles", "auditor,nosuchrole", "--database-url", url])
+    assert typo.exit_code == 0, typo.output
+    assert "warning: role(s) nosuchrole are not in the loaded roles definition (known: auditor)" in " ".join(typo.stderr.split())
+    fine = runner.invoke(app, ["tokens", "create", "--user", "u", "--roles", "auditor", "--database-url", url])
+    assert fine.exit_code == 0 and "warning" not in fine.stderr
