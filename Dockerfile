@@ -1,7 +1,15 @@
 # syntax=docker/dockerfile:1
 #
 # docker build -t lowcode-engine .
-# docker run -p 8000:8000 -e LOWCODE_DATABASE_URL=postgresql+psycopg://user:pass@db:5432/lowcode lowcode-engine
+# docker run -p 8000:8000 -e LOWCODE_DATABASE_URL=postgresql+psycopg://user:pass@db:5432/lowcode \
+#     -e LOWCODE_JWT_SECRET="$(openssl rand -base64 48)" -e LOWCODE_MASTER_KEY="$(openssl rand -base64 32)" \
+#     lowcode-engine
+#
+# The image runs in production mode (LOWCODE_MODE=production): the secrets come from the
+# environment and nothing else. It refuses to start (exit 2, naming each problem) without a JWT
+# secret, with a known placeholder or a weak one, and when a form has sensitive fields and no
+# master key is given (LOWCODE_MASTER_KEY, base64 of 32 bytes, or LOWCODE_MASTER_KEY_FILE on a
+# mounted secret). Keep the master key: what it sealed cannot be read without it.
 #
 # Without LOWCODE_DATABASE_URL the engine uses SQLite at /var/lib/lowcode/var/lowcode.db; mount a
 # volume on /var/lib/lowcode to keep it. docker-compose.yml runs it on PostgreSQL 15.
@@ -33,7 +41,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    LOWCODE_LOG_FORMAT=json
+    LOWCODE_LOG_FORMAT=json \
+    LOWCODE_MODE=production
 
 RUN groupadd --system --gid 10001 lowcode \
  && useradd --system --uid 10001 --gid lowcode --home-dir /var/lib/lowcode --create-home \
