@@ -97,6 +97,10 @@ class DefinitionRegistry:
         spec: Any
         if kind == "form":
             spec, issues = compile_form(document, version, lambda key: self._latest_row("form", key) is not None)
+            if spec is not None:  # a sensitive value is never copied into a plain field
+                from engine.forms.fills import sensitive_fill_issues
+
+                issues += sensitive_fill_issues(spec, form_for)
             issues += self._process_binding_issues(document)
         elif kind == "process":
             spec, issues = compile_process(document, version, form_for)

@@ -378,13 +378,19 @@ class BulkSession:
         if record_id in self._pending_ids:
             for row in self._rows["records"]:
                 if row[0] == record_id and row[1] == form:
-                    pending: dict[str, Any] = loads(row[3])
-                    return pending
+                    return self._opened(form, row[2], record_id, loads(row[3]))
         stored = self._reader().get(RecordRow, record_id)
         if stored is None or stored.form_key != form:
             return None
-        found: dict[str, Any] = loads(stored.data)
-        return found
+        return self._opened(form, stored.form_version, record_id, loads(stored.data))
+
+    def _opened(self, form: str, version: int, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A referenced record's stored data with its sealed values opened (the record being
+        imported seals again what it copies into a sensitive field)."""
+        if self._vault is None:
+            return data
+        opened: dict[str, Any] = self._vault.for_reading(self._registry.form(form, version), form, record_id, data)[0]
+        return opened
 
     # -- adding -----------------------------------------------------------------------------
 

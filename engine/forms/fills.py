@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.errors import Issue
 from engine.forms.spec import FormSpec
 
 Lookup = Callable[[str, str], "Mapping[str, Any] | None"]
@@ -29,4 +30,20 @@ def apply_fills(spec: FormSpec, data: Any, lookup: Lookup) -> Any:
     return filled
 
 
-__all__ = ["Lookup", "apply_fills"]
+def sensitive_fill_issues(spec: FormSpec, form_for: Callable[[str], FormSpec | None]) -> list[Issue]:
+    """``definition.sensitive_fill`` at every fill that would copy a sensitive field of the
+    referenced form into a field of ``spec`` that is not sensitive (it would be stored in
+    plaintext). A sensitive target is sealed again when the record is stored."""
+    issues = []
+    for ref, fields in spec.ref_fills.items():
+        source = spec if spec.refs[ref] == spec.key else form_for(spec.refs[ref])
+        if source is None:
+            continue
+        for target, name in fields.items():
+            if (name,) in source.sensitive and (target,) not in spec.sensitive:
+                issues.append(Issue(f"/refs/{ref}/fill/{target}", "definition.sensitive_fill",
+                                    {"field": target, "source": f"{source.key}.{name}"}))
+    return issues
+
+
+__all__ = ["Lookup", "apply_fills", "sensitive_fill_issues"]

@@ -81,3 +81,29 @@ def test_no_path_writes_a_sensitive_plaintext_into_any_table(sealed: Engine, tmp
     assert "[sensitive]" in everything
     for secret in SECRETS.values():
         assert str(secret) not in everything, secret
+
+
+def _callback(key: str, *, sensitive: bool) -> dict[str, Any]:
+    return {"kind": "form", "key": key, "title": "Callback", "schema": {"type": "object", "properties": {
+        "owner": {"type": "string"}, "callback_phone": {"type": "string", **({"sensitive": True} if sensitive else {})}}},
+        "refs": {"owner": {"form": "owner", "fill": {"callback_phone": "hotline"}}}}
+
+
+def test_a_fill_from_a_sensitive_field_into_a_plain_one_is_refused_at_upload(sealed: Engine) -> None:
+    with pytest.raises(DefinitionInvalid) as caught:
+        sealed.upload(_callback("leaky_callback", sensitive=False))
+    assert [(issue.path, issue.code) for issue in caught.value.issues] == [
+        ("/refs/owner/fill/callback_phone", "definition.sensitive_fill")]
+
+
+def test_a_fill_opens_the_sensitive_source_and_seals_it_again(sealed: Engine, tmp_path: Path) -> None:
+    sealed.upload(_callback("callback", sensitive=True))
+    owner = sealed.submit("owner", {"name": "O", "hotline": SECRETS["via_trigger"]}, CLERK)
+    submitted = sealed.submit("callback", {"owner": owner["id"]}, CLERK)
+    assert submitted["data"]["callback_phone"] == SECRETS["via_trigger"]
+    source = tmp_path / "callbacks.jsonl"
+    source.write_text(json.dumps({"owner": owner["id"]}) + "\n", encoding="utf-8")
+    assert sealed.run_import("callback", source).imported == 1
+    records = sealed.records("callback")["items"]
+    assert [sealed.record(item["id"])["data"]["callback_phone"] for item in records] == [SECRETS["via_trigger"]] * 2
+    assert SECRETS["via_trigger"] not in _dump_every_table(sealed)
