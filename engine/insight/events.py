@@ -2,7 +2,8 @@
 
 Whoever writes an outbox row on the ``event`` channel (a record written, an instance moving,
 a task overdue, a tag changing) writes its feed entry in the same transaction, without knowing
-it: a ``before_flush`` listener numbers the session's new event messages, and the bulk import
+it: a ``before_flush`` listener notes the session's new event messages and the commit numbers
+them (``before_commit``: the lock is held for the last flush and the commit only), and the bulk import
 calls :func:`append_raw` for its raw inserts. Numbers are gapless and follow commit order:
 appends take the audit chain's PostgreSQL advisory lock (``engine.store.audit.AUDIT_LOCK``,
 one lock for both so that the two can never wait on each other in opposite order) before
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from engine.jsoncodec import loads
-from engine.store.audit import AUDIT_LOCK
+from engine.store.audit import AUDIT_LOCK, FINAL
 from engine.store.models import EventRow, OutboxRow
 
 EVENT_CHANNEL = "event"
@@ -42,17 +43,50 @@ def is_event(channel: str | None) -> bool:
     return channel is None or channel == EVENT_CHANNEL
 
 
+_HELD = "lowcode.events.held"
+"""``session.info`` key: the transaction's event messages whose feed entries wait for its commit."""
+_LAST = "lowcode.events.last"
+"""``session.info`` key: the last ``seq`` this transaction gave."""
+
+
 @sa_event.listens_for(Session, "before_flush")
 def _number_new_events(session: Session, _context: Any, _instances: Any) -> None:
     new = [item for item in session.new if isinstance(item, OutboxRow) and is_event(item.channel)]
     if not new:
         return
     new.sort(key=lambda item: sa_inspect(item).insert_order)
-    seq = _lock_and_tail(session.connection())
+    if not session.in_nested_transaction() and not session.info.get(FINAL):
+        # Numbered at commit (below), so the append lock is held only for the last flush and
+        # the commit: the outbox rows themselves are written now.
+        session.info.setdefault(_HELD, []).extend(new)
+        return
+    _number(session, new)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _number_held_events(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    held = session.info.pop(_HELD, None)
+    if held:
+        _number(session, held)  # the lock is taken here: the commit's flush follows at once
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_held_events(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HELD, None)
+        session.info.pop(_LAST, None)
+
+
+def _number(session: Session, new: Sequence[OutboxRow]) -> None:
+    # The numbers given at commit may not be flushed yet when the commit's flush numbers more.
+    seq = max(_lock_and_tail(session.connection()), session.info.get(_LAST, 0))
     for item in new:
         seq += 1
         session.add(EventRow(seq=seq, topic=item.topic, dedup_key=item.dedup_key, payload=item.payload,
                              at=item.created_at))
+    session.info[_LAST] = seq
 
 
 def append_raw(connection: Connection, rows: Sequence[tuple[str, str, str, Any]], marker: str) -> None:

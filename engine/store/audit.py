@@ -7,8 +7,10 @@ id means a deleted entry.
 
 Every writer goes through one of two places:
 
-- the ORM: a ``before_flush`` listener on every :class:`~sqlalchemy.orm.Session` numbers and
-  hashes the session's new :class:`AuditRow` objects (in the order they were added);
+- the ORM: a ``before_flush`` listener on every :class:`~sqlalchemy.orm.Session` keeps the
+  session's new :class:`AuditRow` objects out of its flushes until the transaction commits; the
+  commit's own flush numbers and hashes them (in the order they were added). The lock below is
+  thus held only for that last flush and the commit, never while the transaction still reads;
 - raw inserts (the bulk import): :func:`chain_rows` turns its tuples into chained ones.
 
 Appends are serialized so the chain cannot fork: on PostgreSQL both take
@@ -93,12 +95,52 @@ def chain_rows(connection: Connection, rows: Sequence[Sequence[Any]]) -> list[tu
     return chained
 
 
+_HELD = "lowcode.audit.held"
+"""``session.info`` key: the transaction's audit entries, kept out of its flushes until commit."""
+FINAL = "lowcode.chain.final"
+"""``session.info`` key, set from the commit on: flushes take the chain lock and append at once."""
+
+
+def _outermost(session: Session) -> bool:
+    return not session.in_nested_transaction()
+
+
 @event.listens_for(Session, "before_flush")
 def _chain_new_entries(session: Session, _context: Any, _instances: Any) -> None:
     new = [item for item in session.new if isinstance(item, AuditRow)]
     if not new:
         return
     new.sort(key=lambda item: sa_inspect(item).insert_order)
+    if _outermost(session) and not session.info.get(FINAL):
+        # The lock is taken as late as possible: the entries wait out of the session (nothing
+        # reads a transaction's own audit entries before it commits) and are chained by the
+        # commit's own flush, so the lock is held for that last flush and the commit only.
+        held = session.info.setdefault(_HELD, [])
+        for item in new:
+            session.expunge(item)
+            held.append(item)
+        return
+    _chain(session, new)
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_held_entries(session: Session) -> None:
+    if not _outermost(session):
+        return
+    session.info[FINAL] = True
+    held = session.info.pop(_HELD, None)
+    if held:
+        session.add_all(held)  # chained by the commit's flush (before_flush above)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_held_entries(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # committed or rolled back: the next transaction starts clean
+        session.info.pop(_HELD, None)
+        session.info.pop(FINAL, None)
+
+
+def _chain(session: Session, new: list[AuditRow]) -> None:
     last_id, prev = tail(session.connection())
     for item in new:
         last_id += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+_WRITING: ContextVar[tuple[Any, Session] | None] = ContextVar("lowcode_writing", default=None)
+"""The transaction this thread (or task) is inside, per :class:`Database`: its lookups reuse it."""
 
 
 class Database:
@@ -51,14 +55,30 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One business operation: everything in it commits together or not at all."""
+        """One business operation: everything in it commits together or not at all.
+
+        While it runs, :meth:`read` in the same thread (or task) answers from this transaction's
+        session instead of checking out a second pooled connection: a transaction that holds the
+        audit chain's lock never waits for the pool, which the other writers, queued on that
+        lock, may hold entirely (a deadlock under load)."""
         with self._sessions() as session:
-            with session.begin():
-                yield session
+            token = _WRITING.set((self, session))
+            try:
+                with session.begin():
+                    yield session
+            finally:
+                _WRITING.reset(token)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session (a snapshot on SQLite; read committed on PostgreSQL)."""
+        """A read-only session (a snapshot on SQLite; read committed on PostgreSQL); inside a
+        :meth:`transaction` of this database, that transaction's session (without autoflush,
+        so a lookup never flushes half-built rows)."""
+        writing = _WRITING.get()
+        if writing is not None and writing[0] is self and writing[1].in_transaction():
+            with writing[1].no_autoflush:
+                yield writing[1]
+            return
         with self._read_sessions() as session:
             yield session
 
