@@ -3,7 +3,7 @@ reads over related forms), so it tells what that data is. A tag is visible to a 
 if the principal may read in full every form field its rule and those aggregates read
 (engine.security.definition_access.tag_reads); otherwise it is absent from the 360 view's tags
 and timeline and from the event feed, and a record list filtered on it answers as for a tag
-that does not exist (an empty page: the same answer, so no oracle)."""
+that does not exist (the same answer, so no oracle)."""
 from __future__ import annotations
 
 from typing import Any
