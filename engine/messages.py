@@ -287,7 +287,9 @@ def render_message(code: str, params: Mapping[str, Any], language: str) -> str:
     if entry is None:
         return code
     template = entry.get(language) or entry["en"]
-    shown = {key: _show(value) for key, value in params.items()}
+    shown = {key: render_message(str(value["code"]), value.get("params") or {}, language)
+             if isinstance(value, Mapping) and "code" in value else _show(value)  # a nested reason: its own message
+             for key, value in params.items()}
     if "format" in params:
         shown["format_zh"] = FORMAT_NAMES_ZH.get(str(params["format"]), str(params["format"]))
     try:

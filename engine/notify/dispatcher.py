@@ -45,7 +45,8 @@ class Dispatcher:
             try:
                 endpoints[setting] = policy.check_url(url)
             except OutboundRefused as exc:
-                raise NotifyConfigError("outbox.bad_config", params={"setting": setting, "reason": exc.code}) from None
+                raise NotifyConfigError("outbox.bad_config", params={
+                    "setting": setting, "reason": {"code": exc.code, "params": dict(exc.params)}}) from None
         if endpoints and not settings.secret:
             raise NotifyConfigError("outbox.bad_config", params={"setting": "LOWCODE_OUTBOX_SECRET", "reason": "missing"})
         secret = settings.secret or ""

@@ -164,3 +164,17 @@ def test_unresolvable_name_is_retryable() -> None:
     with pytest.raises(RetryableDeliveryError) as caught:
         POLICY.pin(POLICY.check_url("https://hooks.example.com/"), fail)
     assert caught.value.code == "outbox.dns_failed"
+
+
+def test_a_refused_webhook_address_is_explained_in_words_in_both_languages() -> None:
+    from engine.notify import Dispatcher, NotifyConfigError, OutboxSettings
+    from engine import FakeClock
+
+    settings = OutboxSettings.from_environ({"LOWCODE_EVENT_WEBHOOKS": "http://127.0.0.1:9000/hooks",
+                                            "LOWCODE_OUTBOX_SECRET": "s"})
+    with pytest.raises(NotifyConfigError) as refused:
+        Dispatcher.from_settings(settings, FakeClock())
+    issue = refused.value.issues[0]
+    assert issue.message() == ("Setting LOWCODE_EVENT_WEBHOOKS[0] cannot be used: "
+                               "Host 127.0.0.1 leads to address 127.0.0.1, which outgoing requests may not reach")
+    assert issue.message("zh-CN") == "配置项 LOWCODE_EVENT_WEBHOOKS[0] 无法使用：主机 127.0.0.1 指向地址 127.0.0.1，出站请求不允许访问该地址"
