@@ -48,6 +48,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "request.bad_header": {"en": "Header {name} is invalid: {reason}", "zh-CN": "请求头 {name} 无效：{reason}"},
     # authentication (engine.security.authentication, tokens, jwt, startup)
     "definition.sensitive_fill": {"en": "Field {field} would be filled from the sensitive field {source}: mark it sensitive too", "zh-CN": "字段 {field} 将从敏感字段 {source} 复制：须同样标记为敏感字段"},
+    "definition.sensitive_recipient": {"en": "A notification cannot be addressed from the sensitive field {field}: the outbox stores its recipient in plaintext", "zh-CN": "通知不能以敏感字段 {field} 作为收件人：发件箱以明文保存收件人"},
+    "definition.sensitive_placeholder": {"en": "The sensitive field {name} cannot be a placeholder of a notification: the outbox stores the text in plaintext", "zh-CN": "敏感字段 {name} 不能用作通知占位符：发件箱以明文保存通知文本"},
     "store.unavailable": {"en": "The database cannot be reached ({type}); try again later", "zh-CN": "无法连接数据库（{type}），请稍后重试"},
     "auth.required": {"en": "Authentication required: send Authorization: Bearer <token>", "zh-CN": "需要身份认证：请发送 Authorization: Bearer <令牌>"},
     "auth.malformed": {"en": "The Authorization header must be Bearer followed by one token", "zh-CN": "Authorization 请求头须为 Bearer 加一个令牌"},

@@ -123,6 +123,8 @@ class _ProcessCompiler:
         kind, value = next(iter(raw.items()))
         if kind == "field":
             self._field(value, f"{pointer}/field")
+            if self._sensitive(value):  # outbox.recipient is stored, listed and filtered in plaintext
+                self.issues.append(Issue(f"{pointer}/field", "definition.sensitive_recipient", {"field": value}))
         if kind == "role":
             self.staff_roles.add(value)
         return Recipient(kind, value)
@@ -152,6 +154,13 @@ class _ProcessCompiler:
                 continue
             if not name.replace("_", "a").isalnum() or not field_exists(self.form.schema, name):
                 self.issues.append(Issue(pointer, "definition.unknown_placeholder", {"name": name[:64]}))
+            elif self._sensitive(name):  # the rendered text is stored in the outbox payload
+                self.issues.append(Issue(pointer, "definition.sensitive_placeholder", {"name": name}))
+
+    def _sensitive(self, name: str) -> bool:
+        """Whether a field (or the object it is in) is sensitive in the process's form."""
+        parts = tuple(name.split("."))
+        return any(parts[:len(path)] == path for path in self.form.sensitive)
 
     def _assignee(self, raw: Mapping[str, Any], pointer: str) -> Assignee:
         scope = None

@@ -19,6 +19,8 @@ from engine.store.models import InstanceRow, OutboxRow, TaskRow
 from engine.workflow.spec import Notification, ProcessSpec, Recipient, StateSpec, text_in
 
 LANGUAGES = ("zh-CN", "en")
+SENSITIVE_TEXT = "[sensitive]"
+"""What a notification text shows for a sensitive field (one the roles definitions declare)."""
 
 DEFAULT_NOTICES = {
     "remind": Notification("remind", Recipient("assignees"), "log", {
@@ -135,6 +137,8 @@ class Notices:
         if recipient.kind == "user":
             return [f"user:{recipient.value}"]
         if recipient.kind == "field" and recipient.value:
+            if recipient.value in getattr(data, "sensitive", ()):  # sensitive by the roles: never in plaintext
+                return []
             value = data.get(recipient.value)
             return [f"address:{_text(value)}"] if value not in (None, "") and not isinstance(value, (dict, list)) else []
         return []
@@ -144,7 +148,9 @@ class Notices:
         texts = {}
         for language in LANGUAGES:
             template = notification.template.get(language) or next(iter(notification.template.values()))
-            scope = {key: value for key, value in data.items() if not isinstance(value, (dict, list))}
+            hidden = getattr(data, "sensitive", frozenset())  # engine.security.vault.OpenedData
+            scope = {key: SENSITIVE_TEXT if key in hidden else value
+                     for key, value in data.items() if not isinstance(value, (dict, list))}
             scope.update({
                 "process": text_in(self.spec.title, language),
                 "state": state.title_in(language) if state is not None else "",

@@ -107,3 +107,28 @@ def test_a_fill_opens_the_sensitive_source_and_seals_it_again(sealed: Engine, tm
     records = sealed.records("callback")["items"]
     assert [sealed.record(item["id"])["data"]["callback_phone"] for item in records] == [SECRETS["via_trigger"]] * 2
     assert SECRETS["via_trigger"] not in _dump_every_table(sealed)
+
+
+def _notifying(key: str, to: Any, template: str) -> dict[str, Any]:
+    return {**VET, "key": key, "notify": [{"on": "enter", "to": to, "channel": "sms",
+                                           "template": {"en": template, "zh-CN": template}}]}
+
+
+@pytest.mark.parametrize(("to", "template", "path", "code"), [
+    ({"field": "phone"}, "Lead {name}: {state}", "/notify/0/to/field", "definition.sensitive_recipient"),
+    ({"field": "region"}, "Lead {name} earns {income}", "/notify/0/template/en", "definition.sensitive_placeholder"),
+])
+def test_a_notification_cannot_put_a_sensitive_value_in_the_outbox(sealed: Engine, to: Any, template: str,
+                                                                   path: str, code: str) -> None:
+    with pytest.raises(DefinitionInvalid) as caught:
+        sealed.upload(_notifying("vet_notifying", to, template))
+    assert (caught.value.issues[0].path, caught.value.issues[0].code) == (path, code)
+
+
+def test_a_notification_from_plain_fields_is_written(sealed: Engine) -> None:
+    sealed.upload(_notifying("vet", {"field": "region"}, "Lead {name}: {state}"))  # a new version of vet
+    sealed.submit("lead", {"name": "Ann", "income": SECRETS["income"], "phone": SECRETS["phone"],
+                           "region": "Fujian"}, CLERK)
+    everything = _dump_every_table(sealed)
+    assert "address:Fujian" in everything and "Lead Ann" in everything
+    assert str(SECRETS["income"]) not in everything and SECRETS["phone"] not in everything
