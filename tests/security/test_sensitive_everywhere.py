@@ -132,3 +132,29 @@ def test_a_notification_from_plain_fields_is_written(sealed: Engine) -> None:
     everything = _dump_every_table(sealed)
     assert "address:Fujian" in everything and "Lead Ann" in everything
     assert str(SECRETS["income"]) not in everything and SECRETS["phone"] not in everything
+
+
+BANK_SECRETS = ("350102198001011234", "13800001111", "8765 4321", "8123 4567", "8555 0101")
+
+
+def test_the_bank_writes_no_sensitive_plaintext_on_any_path(engine: Engine, tmp_path: Path) -> None:
+    engine.load_dir(Path(__file__).resolve().parents[2] / "examples" / "bank",
+                    kinds=("form", "process", "profile", "tag", "trigger"))
+    person = engine.submit("person", {"full_name": "Wang Fang", "id_number": BANK_SECRETS[0],
+                                      "phone": BANK_SECRETS[1]})
+    customer = engine.submit("customer", {"company_name": "Acme Trading", "risk_level": "low",
+                                          "contact_phone": "+86 591 " + BANK_SECRETS[2],
+                                          "legal_representative": person["id"]})["id"]
+    engine.update(customer, {"contact_phone": "+86 591 " + BANK_SECRETS[3]}, Principal("mgr-01", frozenset({"admin"})), 1)
+    source = tmp_path / "customers.jsonl"
+    source.write_text(json.dumps({"company_name": "Beta Ltd", "contact_phone": "+86 591 " + BANK_SECRETS[4]}) + "\n",
+                      encoding="utf-8")
+    assert engine.run_import("customer", source).imported == 1
+    engine.submit("account_flow_alert", {"customer_id": customer, "amount": 1000000, "observed_on": "2024-05-01"})
+    [task] = engine.tasks(role="risk_officer")["items"]  # started by the trigger large_flow_review
+    engine.act(task["id"], "confirm", Principal("risk-01", frozenset({"risk_officer"})), "confirmed")
+    record = engine.record(customer)
+    assert (record["data"]["risk_level"], record["data"]["contact_phone"]) == ("high", "+86 591 " + BANK_SECRETS[3])
+    everything = _dump_every_table(engine)
+    for secret in BANK_SECRETS:
+        assert secret not in everything, secret
