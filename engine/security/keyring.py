@@ -13,7 +13,8 @@ Where the keys come from (read once, by :meth:`KeySettings.from_environ`):
   "k2": "<base64>"}}``; with both, the file's ``active`` wins, else the environment key is active;
 - neither, in development mode (``LOWCODE_MODE`` unset or ``development``): a key file is
   generated under ``var/`` on first need, with a warning; in production mode
-  (``LOWCODE_MODE=production``, or any other value, as the start-up checks read it) the engine refuses to seal or open anything
+  (``LOWCODE_MODE=production``, or any other value, as the start-up checks read it) the
+  engine refuses to seal or open anything
   (``crypto.key_missing``) and ``lowcode serve`` refuses to start when a form has sensitive fields.
 """
 from __future__ import annotations
