@@ -316,6 +316,7 @@ class Engine:
                 missing = _missing_refs(session, spec, computed, access)  # again: it may have gone since
                 if missing:
                     raise ValidationFailed(missing)
+                self.insight.lock_before_write(session, "record.created", form_key, [computed])  # before the append lock
                 sealed, blind, sensitive = self.vault.for_storage(spec, record_id, computed)
                 row = RecordRow(id=record_id, form_key=form_key, form_version=spec.version, data=dumps(sealed),
                                 row_version=1, created_at=now, updated_at=now, created_by=actor.id)
@@ -411,6 +412,7 @@ class Engine:
             missing = _missing_refs(session, spec, data, access)
             if missing:
                 raise ValidationFailed(missing)
+            self.insight.lock_before_write(session, "record.updated", form_key, [data])  # before the append lock
             if not record_store.update_if_version(session, record_id, if_match, sealed, now):
                 current = session.scalar(select(RecordRow.row_version).where(RecordRow.id == record_id))
                 raise PreconditionFailed("record.version_mismatch", params={"current": current})
@@ -881,6 +883,8 @@ class Engine:
                 runner = Runner(session, spec, now, self.settings.supervisor_roles)
                 data, _revealed = self.vault.for_reading(self.registry.form(record.form_key, record.form_version),
                                                          record.form_key, record.id, loads(record.data))
+                self.insight.lock_before_write(session, "instance.completed", record.form_key, [data],
+                                               instance.process_key)  # should it complete: before the append lock
                 try:
                     operation(runner, instance, task, data)  # guards and notices see the values, callers do not
                 except Forbidden as exc:  # the runtime's refusals (four eyes, signed twice, ...) are denials too

@@ -67,6 +67,14 @@ class Insight:
         tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}", read=self.read)
         session.flush()
 
+    def lock_before_write(self, session: Session, event: str, form_key: str, items: list[Mapping[str, Any]],
+                          process_key: str | None = None) -> None:
+        """First thing in a write's transaction: lock, in id order, the records its triggers may
+        update (triggers.lock_targets), before the write takes the audit/feed append lock."""
+        catalog = self.current(session)
+        if any(trigger.update_ref is not None for trigger in catalog.triggers):
+            triggers.lock_targets(session, catalog, event, form_key, items, process_key)
+
     def after_import(self, form_key: str, record_ids: list[str], actor: Principal, *, notify: bool = False) -> int:
         """After an import wrote records of ``form_key`` in batches (without the per-record
         hooks): run their ``record.created`` triggers, as :meth:`after_record_write` does for one
@@ -89,6 +97,7 @@ class Insight:
                     withhold(session)
                 now = self.clock.now()
                 rows = {row.id: row for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(chunk)))}
+                self.lock_before_write(session, "record.created", form_key, [self.read(row) for row in rows.values()])
                 for record_id in chunk:  # file order; an id not stored was a rejected or retried row
                     row = rows.get(record_id)
                     if row is None:

@@ -7,7 +7,7 @@ PATCH), and is itself a ``record.updated`` write: its tags are recomputed and it
 up to :data:`MAX_CHAIN` levels deep (a trigger chain that loops stops there)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,39 @@ def fire(session: Session, trigger: TriggerSpec, record_id: str, data: Mapping[s
         target = data.get(trigger.update_ref)
         if isinstance(target, str):
             _update(session, trigger, target, actor, now, registry, on_write, depth, vault)
+
+
+def lock_targets(session: Session, catalog: Catalog, event: str, form_key: str,
+                 items: Iterable[Mapping[str, Any]], process_key: str | None = None) -> list[str]:
+    """Lock (``FOR UPDATE``, in id order) the records the ``event`` triggers of these records'
+    data may update, and those the ``record.updated`` triggers of those may update in turn (down
+    to :data:`MAX_CHAIN`; their ``when`` not judged: the data they will see is not known yet).
+    Called by the triggering write before anything else, so its transaction takes the row locks
+    before the audit/feed append lock, as a plain PATCH does: a trigger's update and a PATCH of
+    the same record queue instead of deadlocking. ``process_key``: for ``instance.completed``,
+    whose ``when`` (the outcome) is not known before the operation either. Returns the ids."""
+    level: set[str] = set()
+    for data in items:
+        for trigger in matching(catalog, event, form_key, process_key):
+            target = data.get(trigger.update_ref) if trigger.update_ref is not None else None
+            if isinstance(target, str) and (event == "instance.completed" or holds(trigger, data)):
+                level.add(target)
+    locked: list[str] = []
+    for _ in range(MAX_CHAIN + 1):
+        todo = sorted(level - set(locked))
+        if not todo:
+            break
+        level = set()
+        for start in range(0, len(todo), 500):
+            for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(todo[start:start + 500]))
+                                       .order_by(RecordRow.id).with_for_update()):
+                locked.append(row.id)
+                chained = [trigger.update_ref for trigger in matching(catalog, "record.updated", row.form_key)
+                           if trigger.update_ref is not None]
+                if chained:
+                    data = loads(row.data)
+                    level |= {data[field] for field in chained if isinstance(data.get(field), str)}
+    return locked
 
 
 def _start(session: Session, process_key: str, record_id: str, data: Mapping[str, Any], actor: Principal,
@@ -127,4 +160,4 @@ def instance_context(data: Mapping[str, Any], instance: InstanceRow) -> dict[str
     return {**data, PROCESS_VAR: {"outcome": instance.outcome, "status": instance.status, "state": instance.state}}
 
 
-__all__ = ["MAX_CHAIN", "OnWrite", "fire", "holds", "instance_context", "matching"]
+__all__ = ["MAX_CHAIN", "OnWrite", "fire", "holds", "instance_context", "lock_targets", "matching"]
