@@ -39,7 +39,7 @@ from engine.security.authentication import Authenticator
 from engine.security.tokens import IssuedToken, TokenInfo, TokenStore
 from engine.security.access import Access
 from engine.security.definition_access import check_definition as check_insight_definition, required_function
-from engine.security.definition_access import unreadable_as_such
+from engine.security.definition_access import check_unsealing, unreadable_as_such
 from engine.security.task_scope import task_condition
 from engine.security.fields import check_filterable, check_writable, decision_view, readable_view, redact_issues
 
@@ -159,8 +159,10 @@ class Engine:
 
         def check(kind: str, spec: Any) -> None:
             try:
+                if kind == "form":  # dropping "sensitive" needs roles.manage (engine.security.definition_access)
+                    check_unsealing(spec, self.registry.form(spec.key), access)
                 _check_uploaded(kind, spec, access, lambda key: self.registry.spec("profile", key))
-            except ValidationFailed as exc:  # a definition reading what its uploader may not: a denial
+            except (ValidationFailed, Forbidden) as exc:  # a definition reading what its uploader may not: a denial
                 raise self._deny(actor, exc, "definition.upload", f"{kind}:{getattr(spec, 'key', '-')}") from None
 
         try:

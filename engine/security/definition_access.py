@@ -11,7 +11,10 @@ And a definition that reads data on the system's behalf may refer only to forms 
 uploader may read in full, so that it cannot be a way round a field permission: a profile's
 aggregates (their form, reference, field, condition and date field), a tag's rule (the
 profile's form's fields and the aggregates it reads), a trigger's condition and reference;
-a trigger's update may set only fields the uploader may write. Each other place is refused
+a trigger's update may set only fields the uploader may write; a form's reference fills (the
+fields they copy), a process's rules (transitions, branches, assignee rules) and notifications
+(recipient field, template placeholders). A form version that drops or narrows a
+``"sensitive": true`` of the latest one needs ``roles.manage`` (:func:`check_unsealing`). Each other place is refused
 422 ``field.not_readable`` (``field.write_denied`` for an update), as a report's fields are
 (engine.security.report_access). The same reads decide which tags a reader sees
 (:func:`tag_reads`: engine.insight.visibility).
@@ -93,6 +96,64 @@ def trigger_reads(trigger: Any) -> list[Place]:
     return places
 
 
+def form_reads(form: Any) -> list[Place]:
+    """What a form's reference fills copy: each source field of the referenced form."""
+    return [(f"/refs/{escape(ref)}/fill/{escape(target)}", form.refs[ref], source)
+            for ref, fields in form.ref_fills.items() for target, source in fields.items()]
+
+
+def unsealed(form: Any, previous: Any | None) -> list[tuple[str, ...]]:
+    """The sensitive paths of ``previous`` (the form's latest stored version) that ``form``
+    no longer seals, itself or by a sensitive object around it."""
+    if previous is None:
+        return []
+    return [path for path in previous.sensitive if not any(path[:len(kept)] == kept for kept in form.sensitive)]
+
+
+def check_unsealing(form: Any, previous: Any | None, access: Access) -> None:
+    """403 ``access.denied`` (``roles.manage``): a restricted uploader without ``roles.manage``
+    may not upload a form version that drops or narrows ``"sensitive": true`` of the latest
+    version (a field's new values would be stored in plaintext), removing the field included."""
+    from engine.errors import Forbidden
+
+    if access.restricted and not access.may("roles.manage") and unsealed(form, previous):
+        raise Forbidden("access.denied", params={"function": "roles.manage"})
+
+
+def process_reads(process: Any) -> list[Place]:
+    """What a process reads of its form on the system's behalf: every rule (transitions, branch
+    conditions, assignee rules), a notification's recipient field and template placeholders."""
+    import string
+
+    from engine.workflow.compiler import RESERVED_ROOTS, TEMPLATE_NAMES
+
+    form = process.form
+    rules: list[Any] = []
+    groups: list[tuple[str, Any]] = [("/notify", process.notify)]
+    for name, state in process.states.items():
+        rules += [transition.when for transition in state.transitions]
+        for action in (state.actions or {}).values():
+            rules += [transition.when for transition in action.transitions]
+        rules += [assignee.rule for assignee in state.assignees]
+        rules += [branch.when for branch in state.branches]
+        groups.append((f"/states/{escape(name)}/notify", state.notify))
+    places: list[Place] = []
+    for rule in rules:
+        for use in (rule.variables if rule is not None else ()):
+            head = use.name.split(".", 1)[0] if use.name else ""
+            if head and head not in RESERVED_ROOTS:
+                places.append((use.pointer or "", form, head))
+    for base, notifications in groups:
+        for index, notification in enumerate(notifications):
+            if notification.to.kind == "field" and notification.to.value:
+                places.append((f"{base}/{index}/to/field", form, notification.to.value.split(".", 1)[0]))
+            for language, text in notification.template.items():
+                for _, name, _, _ in string.Formatter().parse(text):
+                    if name and name not in TEMPLATE_NAMES:
+                        places.append((f"{base}/{index}/template/{escape(language)}", form, name.split(".", 1)[0]))
+    return places
+
+
 def reads_all(access: Access, places: Iterable[Place]) -> bool:
     """Whether ``access`` reads every field of ``places`` in full."""
     if not access.restricted:
@@ -105,11 +166,15 @@ def reads_all(access: Access, places: Iterable[Place]) -> bool:
 
 
 def check_definition(kind: str, spec: Any, access: Access, profile_for: Callable[[str], Any]) -> None:
-    """422 at each place of an uploaded profile, tag or trigger that ``access`` may not read
-    (or, for a trigger's update, write)."""
-    if not access.restricted or kind not in ("profile", "tag", "trigger"):
+    """422 at each place of an uploaded profile, tag, trigger, form (its fills) or process (its
+    rules and notifications) that ``access`` may not read (or, for a trigger's update, write)."""
+    if not access.restricted or kind not in ("profile", "tag", "trigger", "form", "process"):
         return
-    if kind == "profile":
+    if kind == "form":
+        reads = form_reads(spec)
+    elif kind == "process":
+        reads = process_reads(spec)
+    elif kind == "profile":
         reads = profile_reads(spec)
     elif kind == "tag":
         reads = tag_reads(spec, profile_for(spec.profile))
@@ -164,5 +229,6 @@ def _unique(places: list[Place]) -> list[Place]:
     return out
 
 
-__all__ = ["STRONG_KINDS", "aggregate_reads", "check_definition", "profile_reads", "reads_all", "required_function",
-           "tag_reads", "trigger_reads", "unreadable_as_such"]
+__all__ = ["STRONG_KINDS", "aggregate_reads", "check_definition", "check_unsealing", "form_reads", "process_reads",
+           "profile_reads", "reads_all", "required_function", "tag_reads", "trigger_reads", "unreadable_as_such",
+           "unsealed"]

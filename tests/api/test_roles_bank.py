@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -16,6 +18,7 @@ from engine.jsoncodec import loads
 from engine.security import SYSTEM, Principal
 
 API = "/api/v1"
+BANK = Path(__file__).resolve().parents[2] / "examples" / "bank"
 USCC = "91350100M000100Y43"
 PHONE = "+86 591 8765 4321"
 
@@ -252,8 +255,20 @@ def test_function_grants_for_audit_and_tokens(bank_roles: Engine, world: World) 
     assert managers == {"admin"}
 
 
+def test_no_object_scoped_role_is_granted_a_report() -> None:
+    """Report rows are not object-scoped (engine.security.report_access): a role that sees only
+    some records of a form (an account manager, a branch, a customer) would read every record's
+    figures in a report, so the bank grants such a role no report."""
+    roles = json.loads((BANK / "roles.json").read_text())["roles"]
+    scoped = {name for name, role in roles.items() if any("scope" in grant for grant in role.get("forms", {}).values())}
+    assert {"account_manager", "branch_credit_reviewer", "branch_head", "customer"} <= scoped
+    assert {name: roles[name]["reports"] for name in scoped if roles[name].get("reports")} == {}
+
+
 def test_reports_need_a_grant(client: Any, world: World, as_: Any) -> None:
-    assert client.get(f"{API}/reports/customers_by_region_industry", headers=as_("am1")).status_code == 200
+    assert client.get(f"{API}/reports/customers_by_region_industry", headers=as_("analyst")).status_code == 200
+    scoped = client.get(f"{API}/reports/customers_by_region_industry", headers=as_("am1"))
+    assert scoped.status_code == 403 and codes(scoped) == ["access.report_denied"]
     denied = client.get(f"{API}/reports/complaints_by_month", headers=as_("am1"))
     assert denied.status_code == 403 and codes(denied) == ["access.report_denied"]
     assert client.get(f"{API}/reports/complaints_by_month", headers=as_("cs")).status_code == 200
