@@ -585,7 +585,7 @@ class Engine:
                 if access.restricted and not record_visible(session, access, item.id):
                     return None
                 _item, data, revealed = self._open_rows([item])[0]
-                out = readable_view(item.form_key, data, access)
+                out = readable_view(item.form_key, data, record_views(session, access, item.form_key, [item.id])[item.id])
                 if item.id != record_id:  # the record itself: audited by the read above
                     shown.append((item, out, shown_plaintext(revealed, data, out)))
                 return out

@@ -497,3 +497,22 @@ def test_evaluate_checks_references_as_submitting_does(client: Any, world: World
     assert [(e["path"], e["code"]) for e in body(missing)["errors"]] == [("/customer_id", "record.ref_not_found")]
     assert body(other)["errors"] == body(missing)["errors"]  # outside one's scope: as no record at all
     assert body(own)["errors"] == []
+
+
+def test_the_360_view_shows_a_related_record_with_the_fields_of_the_roles_that_admit_it(
+        client: Any, world: World, token_for: Any, bank_roles: Engine) -> None:
+    """mgr-01, also an analyst, opens their own customer: its subsidiary (managed by mgr-02) is
+    visible through the analyst grant only, so it must show as the analyst sees it there too —
+    not in full because the manager grant reads every field of the customer form."""
+    subsidiary = bank_roles.submit("customer", {"company_name": "Fuzhou Tea Export Ltd.", "uscc": "91350100M000300Y15",
+                                                "account_manager": "mgr-02", "branch": "XM02", "region": "Fujian",
+                                                "parent_company": world.c1}, SYSTEM)["id"]
+    headers = token_for("mgr-01", ["account_manager", "analyst"], {"branch": "FZ01"})
+    direct = body(client.get(f"{API}/records/{subsidiary}", headers=headers))["data"]
+    assert (direct["uscc"], "account_manager" in direct) == ("****", False)
+    view = client.get(f"{API}/records/{world.c1}/360", headers=headers)
+    assert view.status_code == 200, view.text
+    text = view.text
+    assert subsidiary in text  # shown ...
+    assert "91350100M000300Y15" not in text and "Fuzhou Tea Export Ltd." not in text  # ... as the analyst sees it
+    assert USCC in text  # the caller's own customer in full
