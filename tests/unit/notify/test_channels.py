@@ -151,7 +151,9 @@ def test_start_up_names_the_setting_whose_url_is_refused() -> None:
     settings = OutboxSettings(outbound_allow=("hooks.test",), secret="s", sms_url="http://2130706433/send")
     with pytest.raises(NotifyConfigError) as caught:
         Dispatcher.from_settings(settings, CLOCK)
-    assert caught.value.params == {"setting": "LOWCODE_SMS_URL", "reason": "outbox.address_not_allowed"}
+    # The reason carries its own code and parameters, so the message can name the address.
+    assert caught.value.params == {"setting": "LOWCODE_SMS_URL", "reason": {
+        "code": "outbox.address_not_allowed", "params": {"host": "2130706433", "address": "127.0.0.1"}}}
 
 
 def test_start_up_refuses_endpoints_without_a_secret() -> None:
