@@ -71,9 +71,14 @@ class Insight:
                           process_key: str | None = None) -> None:
         """First thing in a write's transaction: lock, in id order, the records its triggers may
         update (triggers.lock_targets), before the write takes the audit/feed append lock."""
-        catalog = self.current(session)
-        if any(trigger.update_ref is not None for trigger in catalog.triggers):
-            triggers.lock_targets(session, catalog, event, form_key, items, process_key)
+        if session.get_bind().dialect.name == "sqlite":
+            # One writer at a time (BEGIN IMMEDIATE) and no row locks: no lock order to keep, and
+            # a query here would open the write transaction before the write itself needs it.
+            return
+        with session.no_autoflush:  # the write's pending rows are flushed by the write, not here
+            catalog = self.current(session)
+            if any(trigger.update_ref is not None for trigger in catalog.triggers):
+                triggers.lock_targets(session, catalog, event, form_key, items, process_key)
 
     def after_import(self, form_key: str, record_ids: list[str], actor: Principal, *, notify: bool = False) -> int:
         """After an import wrote records of ``form_key`` in batches (without the per-record
