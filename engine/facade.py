@@ -1197,60 +1197,6 @@ class Engine:
                                      if access.restricted else None)
         return run_backtest(spec, history, predicts={}, actual_source="instance route", began=began)
 
-    # -- backtest ------------------------------------------------------------------------------
-
-    def backtest(self, definition: Any, *, form: Any = None, data_path: Path | str | None = None,
-                 mapping: Any = None, rows: Any = None, actor: Principal = SYSTEM) -> dict[str, Any]:
-        """Replay a candidate process definition's rule gates over history without storing
-        anything (``engine/definitions/backtest.py``): routes, gate choices, agreement with what
-        happened, and how many rows each rule decided in SQL and row by row.
-
-        History is, in this order of preference: ``rows`` (a list of ``{"data", "actual"?}``),
-        a file ``data_path`` read through ``mapping`` (a backtest mapping: a path or a dict; see
-        ``engine/definitions/backtest_source.py``), or the stored records of the process's
-        form (compared with the route their instances took). ``form`` is an optional candidate
-        form definition. Needs the definition-upload roles, as an upload does."""
-        from engine.definitions.backtest import MAX_ROWS, compile_candidate, run_backtest
-        from engine.definitions.backtest_source import compile_backtest_mapping, inline_history, read_history
-        from engine.definitions.backtest_source import stored_history
-
-        access = self.access(actor)
-        if access.restricted:
-            if not access.may("definitions.upload"):
-                raise Forbidden("access.denied", params={"function": "definitions.upload"})
-        elif actor is not SYSTEM and not (actor.roles & self.settings.definition_roles):
-            raise Forbidden("definition.forbidden", params={"roles": sorted(self.settings.definition_roles)})
-        spec, form_spec = compile_candidate(definition, form, self.registry.form)
-        began = time.perf_counter()  # timing_ms.total then counts reading the history too
-        if rows is not None:
-            history, with_issues = inline_history(rows, form_spec, max_rows=MAX_ROWS)
-            return run_backtest(spec, history, actual_source="rows", rows_with_issues=with_issues, began=began)
-        if data_path is not None:
-            if mapping is None:
-                raise ValidationFailed([Issue("/mapping", "backtest.mapping_required")])
-            if not isinstance(mapping, dict):
-                try:
-                    mapping = loads(Path(mapping).read_bytes())
-                except (OSError, ValueError):
-                    raise ValidationFailed([Issue("/mapping", "request.invalid_json", {"reason": "cannot read"})]) from None
-            compiled = compile_backtest_mapping(mapping)
-            history, with_issues = read_history(Path(data_path), compiled, form_spec, max_rows=MAX_ROWS)
-            outcome = compiled.outcome
-            return run_backtest(spec, history, predicts=outcome.predicts if outcome else None,
-                                actual_source=f"column {outcome.column}" if outcome else None,
-                                rows_with_issues=with_issues, began=began)
-
-        def open_record(row: RecordRow) -> dict[str, Any]:  # as the caller reads it: no oracle for a masked field
-            form_version = self.registry.form(row.form_key, row.form_version)
-            opened = self.vault.for_reading(form_version, row.form_key, row.id, loads(row.data))[0]
-            return readable_view(row.form_key, opened, access) if access.restricted else opened
-
-        with self.db.read() as session:
-            history = stored_history(session, spec.form, spec.key, self.registry.process, open_record,
-                                     max_rows=MAX_ROWS, visible=(lambda row: record_visible(session, access, row.id))
-                                     if access.restricted else None)
-        return run_backtest(spec, history, predicts={}, actual_source="instance route", began=began)
-
     # -- outbox --------------------------------------------------------------------------------
 
     def _check_outbox_staff(self, actor: Principal) -> None:
