@@ -14,7 +14,14 @@ import datalogic_py
 from engine.errors import Issue
 from engine.jsoncodec import to_plain
 from engine.jsonpointer import escape
-from engine.rules.exact import Evaluator, ExactError, NotExact, compile_exact, uses_only_exact_operators
+from engine.rules.exact import (
+    Evaluator,
+    ExactError,
+    NotExact,
+    compile_exact,
+    compile_exact_iterating,
+    uses_only_exact_operators,
+)
 from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
 
 # A division by zero fails (the core's default answers a float one with the largest double).
@@ -63,7 +70,9 @@ class CompiledRule:
     variables: tuple[VariableUse, ...]
     _compiled: Any
     exact: bool = False
-    """Built only from operators the decimal evaluator decides (see :mod:`engine.rules.exact`)."""
+    """Built only from operators the decimal evaluator decides (see :mod:`engine.rules.exact`),
+    iterations over arrays included when it follows the native core on them
+    (:func:`engine.rules.exact.compile_exact_iterating`)."""
     _exact: Evaluator | None = None
     """The decimal evaluator's closures for ``source`` (when ``exact``)."""
     _reads: frozenset[str] | None = None
@@ -138,8 +147,8 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
     if unseen:
         detail = f"the rule reads {unseen[0]!r} in a way the field check cannot follow"
         return None, [Issue(pointer, "definition.bad_rule", {"detail": detail})]
-    exact = uses_only_exact_operators(rule)
-    return CompiledRule(rule, tuple(variables), compiled, exact, compile_exact(rule) if exact else None,
+    evaluator = compile_exact(rule) if uses_only_exact_operators(rule) else compile_exact_iterating(rule)
+    return CompiledRule(rule, tuple(variables), compiled, evaluator is not None, evaluator,
                         _top_level_reads(compiled, variables)), []
 
 

@@ -11,8 +11,11 @@ of those cases stay the native evaluator's.
 from __future__ import annotations
 
 import decimal
+import operator as _op
 from decimal import Decimal
 from typing import Any, Callable, Mapping
+
+from engine.rules.limits import OPS_BUDGET
 
 # Sums, differences and products: 100 significant digits, so that they are exact for the numbers
 # of at most 40 digits a request may hold (decimal128's 34 would round the difference of two
@@ -167,7 +170,7 @@ def _arithmetic(operator: str, args: list[Any]) -> Decimal | int:
 
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "min", "max", "abs", "ceil", "floor"})
 _COMPARISONS: dict[str, Callable[[Decimal, Decimal], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+    "<": _op.lt, "<=": _op.le, ">": _op.gt, ">=": _op.ge}
 EXACT_OPERATORS = frozenset({"var", "if", "?:", "and", "or", "!", "!!", "==", "!=", "===", "!==",
                              "throw"} | _ARITHMETIC | set(_COMPARISONS))
 """Rules built only from these operators are evaluated with decimals. A `throw` that is reached
@@ -240,8 +243,13 @@ def _build(node: Any) -> Evaluator:
         return lambda data: _truthy(single(data))
     if operator == "throw":
         return _refuse  # the native evaluator raises it, with its message
+    if operator in ITERATION_OPERATORS:
+        return _build_iteration(operator, raw)
     if operator in _COMPARISONS:
-        return _build_compare(_COMPARISONS[operator], [_build(arg) for arg in args]) if len(args) in (2, 3) else _refuse
+        if len(args) not in (2, 3):
+            return _refuse
+        literal = args[1] if len(args) == 2 and type(args[1]) in (int, Decimal) else _ABSENT
+        return _build_compare(_COMPARISONS[operator], [_build(arg) for arg in args], literal)
     if operator in ("==", "!=", "===", "!=="):
         if len(args) != 2:
             return _refuse  # before evaluating: the native chain is lazy past a mismatch
@@ -299,6 +307,19 @@ def _build_var(args: list[Any]) -> Evaluator:
             return _read(parts, data, default)
 
         return one
+    if len(parts) == 2:
+        outer, inner = parts
+
+        def two(data: Any) -> Any:
+            if type(data) is dict:  # the usual case: a field of a record's object (an item)
+                node = data.get(outer)
+                if type(node) is dict:
+                    value = node.get(inner)
+                    if value is not None:
+                        return value
+            return _read(parts, data, default)
+
+        return two
     return lambda data: _read(parts, data, default)
 
 
@@ -366,10 +387,24 @@ def _ordered(test: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
     return test(_exact_number(left), _exact_number(right))
 
 
-def _build_compare(test: Callable[[Any, Any], bool], operands: list[Evaluator]) -> Evaluator:
+def _build_compare(test: Callable[[Any, Any], bool], operands: list[Evaluator],
+                   literal: Any = _ABSENT) -> Evaluator:
     """A chain (`{"<": [a, b, c]}` is a < b < c), decided left to right: the arguments past the
     first comparison that fails are not evaluated, as in the native evaluator. A string
-    operand is only decided here when both sides of its comparison are strings."""
+    operand is only decided here when both sides of its comparison are strings. ``literal``:
+    the second of two operands when it is a number literal (``{">": [{"var": "x"}, 1000]}``),
+    compared without evaluating it."""
+    if len(operands) == 2 and literal is not _ABSENT:
+        first = operands[0]
+
+        def against_literal(data: Any) -> bool:
+            left = first(data)
+            kind = type(left)
+            if kind is Decimal or kind is int:
+                return test(left, literal)
+            return test(_exact_number(left), literal)  # raises NotExact for any other type
+
+        return against_literal
     if len(operands) == 2:
         first, second = operands
 
@@ -420,3 +455,216 @@ def _build_arithmetic(operator: str, operands: list[Evaluator]) -> Evaluator:
 
         return apply
     return lambda data: _arithmetic(operator, [operand(data) for operand in operands])
+
+
+# -- iterations ---------------------------------------------------------------------------------
+
+ITERATION_OPERATORS = frozenset({"map", "filter", "reduce", "all", "some", "none"})
+"""Evaluated with decimals only in the rules :func:`compile_exact_iterating` accepts."""
+
+_MAX_ITERATIONS = 4
+"""Iteration operators in one rule evaluated here; a rule with more goes to the native core."""
+
+_ITERATION_OPS = OPS_BUDGET // 50
+"""What one iteration may cost here (items times the nodes of its per-item rule, roughly what the
+native core charges): over it, the native core evaluates the rule and meters it with its
+operations budget. At most :data:`_MAX_ITERATIONS` of them stay far below that budget, so no rule
+the core would stop for its budget is answered here."""
+
+_ZERO = Decimal(0)
+
+
+def compile_exact_iterating(rule: Any) -> Evaluator | None:
+    """The decimal evaluator for a rule that iterates (`map`, `filter`, `reduce`, `all`, `some`,
+    `none` over an array of the record) and is otherwise built from :data:`EXACT_OPERATORS`, or
+    None when the rule is not one this evaluator follows the native core on:
+
+    - iterations are not nested, take their argument lists whole (two, three for `reduce`) and
+      at most :data:`_MAX_ITERATIONS` of them appear;
+    - no `var` has a default or a computed name (the native core does not apply a default to a
+      null value, the decimal evaluator does);
+    - inside `reduce` only `current...` and `accumulator...` are read (the core reads the item
+      for any other name).
+
+    Inside an iteration `var` reads the item, as in the core; over a missing (null) array the
+    iterations answer as over ``[]``; an array that is not a list, or one too long for
+    :data:`_ITERATION_OPS`, hands the rule to the core. Any error (a division by zero) does too,
+    so that the rule fails with the core's own error, as it did before this evaluator took it."""
+    count = [0]
+    if not _iterating_ok(rule, None, count) or not 0 < count[0] <= _MAX_ITERATIONS:
+        return None
+    inner = _build(rule)
+
+    def evaluate(data: Any) -> Any:
+        try:
+            return inner(data)
+        except ExactError:
+            raise NotExact() from None
+
+    return evaluate
+
+
+def _iterating_ok(node: Any, body: str | None, count: list[int]) -> bool:
+    """``body``: None at the record's level, "item" in the per-item rule of map/filter/all/
+    some/none, "reduce" in that of reduce."""
+    if isinstance(node, list):
+        return all(_iterating_ok(item, body, count) for item in node)
+    if not isinstance(node, dict):
+        return True
+    if len(node) != 1:
+        return False
+    ((operator, raw),) = node.items()
+    if operator == "var":
+        args = raw if isinstance(raw, list) else [raw]
+        if len(args) > 1:
+            return False
+        name = args[0] if args else None
+        if isinstance(name, (dict, list)):
+            return False
+        if body == "reduce":
+            return isinstance(name, str) and name.split(".", 1)[0] in ("current", "accumulator")
+        return True
+    if operator in ITERATION_OPERATORS:
+        if body is not None or not isinstance(raw, list) or len(raw) != (3 if operator == "reduce" else 2):
+            return False
+        count[0] += 1
+        inner = "reduce" if operator == "reduce" else "item"
+        return (_iterating_ok(raw[0], None, count) and _iterating_ok(raw[1], inner, count)
+                and (operator != "reduce" or _iterating_ok(raw[2], None, count)))
+    if operator not in EXACT_OPERATORS:
+        return False
+    return _iterating_ok(raw, body, count)
+
+
+def _nodes(node: Any) -> int:
+    count, stack = 0, [node]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return count
+
+
+def _build_iteration(operator: str, raw: Any) -> Evaluator:
+    if not isinstance(raw, list) or len(raw) != (3 if operator == "reduce" else 2):
+        return _refuse
+    source = raw[0]
+    if source is None or isinstance(source, (bool, int, float, Decimal, str)):
+        return _refuse  # the core is given a throw for these (see compiler._normalise)
+    if operator in ("map", "filter") and raw[1] is None:
+        return _refuse
+    array = _build(source)
+    limit = _ITERATION_OPS // (_nodes(raw[1]) + 2)
+
+    def items_of(data: Any) -> list[Any]:
+        value = array(data)
+        if type(value) is list:
+            if len(value) > limit:
+                raise NotExact()
+            return value
+        if value is None:
+            return []  # a missing array: as over [], as in the core
+        raise NotExact()  # an object, a string, a number: the core's
+
+    if operator == "reduce":
+        return _build_reduce(items_of, raw[1], _build(raw[2]))
+    body = _build(raw[1])
+    if operator == "map":
+        return lambda data: [body(item) for item in items_of(data)]
+    if operator == "filter":
+        return lambda data: [item for item in items_of(data) if _truthy(body(item))]
+    if operator == "some":
+        def some(data: Any) -> bool:
+            for item in items_of(data):
+                value = body(item)
+                if value is True or (value is not False and _truthy(value)):
+                    return True
+            return False
+
+        return some
+    if operator == "all":
+        def every(data: Any) -> bool:
+            items = items_of(data)
+            if not items:
+                return False  # as in the core
+            for item in items:
+                value = body(item)
+                if value is False or (value is not True and not _truthy(value)):
+                    return False
+            return True
+
+        return every
+
+    def none(data: Any) -> bool:
+        for item in items_of(data):
+            value = body(item)
+            if value is True or (value is not False and _truthy(value)):
+                return False
+        return True
+
+    return none
+
+
+def _reads_accumulator(node: Any) -> bool:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for operator, args in item.items():
+                if operator == "var":
+                    name = args[0] if isinstance(args, list) and args else args
+                    if not isinstance(name, str) or name.split(".", 1)[0] != "current":
+                        return True
+                stack.append(args)
+    return False
+
+
+def _build_reduce(items_of: Callable[[Any], list[Any]], rule: Any, initial: Evaluator) -> Evaluator:
+    """`reduce`: the per-item rule reads ``{"current": item, "accumulator": value}``. A sum
+    (`{"+": [x, {"var": "accumulator"}]}`, either way round, ``x`` not reading the accumulator)
+    runs as one loop, with the same additions, in the same order, as step by step."""
+    if (isinstance(rule, dict) and len(rule) == 1 and isinstance(rule.get("+"), list) and len(rule["+"]) == 2):
+        operands = rule["+"]
+        accumulator = {"var": "accumulator"}
+        if operands[1] == accumulator and not _reads_accumulator(operands[0]):
+            return _build_sum(items_of, _build(operands[0]), initial, accumulator_first=False)
+        if operands[0] == accumulator and not _reads_accumulator(operands[1]):
+            return _build_sum(items_of, _build(operands[1]), initial, accumulator_first=True)
+    body = _build(rule)
+
+    def reduce(data: Any) -> Any:
+        items = items_of(data)
+        value = initial(data)
+        for item in items:
+            value = body({"current": item, "accumulator": value})
+        return value
+
+    return reduce
+
+
+def _build_sum(items_of: Callable[[Any], list[Any]], term: Evaluator, initial: Evaluator, *,
+               accumulator_first: bool) -> Evaluator:
+    add = _CONTEXT.add
+
+    def total(data: Any) -> Any:
+        items = items_of(data)
+        value = initial(data)
+        if not items:
+            return value
+        value = _exact_number(value)
+        try:
+            for item in items:
+                number = _exact_number(term({"current": item}))
+                # as _build_arithmetic's `+` of [x, accumulator]: 0 + x + accumulator; the
+                # int/Decimal of each step (_result) changes no value, so it is taken at the end
+                value = add(add(_ZERO, value), number) if accumulator_first else add(add(_ZERO, number), value)
+        except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
+            raise ExactError(f"+: {type(exc).__name__}") from None
+        return _result(value)
+
+    return total
