@@ -105,6 +105,12 @@ class Notices:
         self.spec = spec
         self.now = now
 
+    def declares(self, on: str, state: StateSpec | None) -> bool:
+        """Whether :meth:`emit` for ``on`` at ``state`` would write anything at all (a
+        declaration or a default notice): callers skip working out an occasion otherwise."""
+        return (on in DEFAULT_NOTICES or any(n.on == on for n in self.spec.notify)
+                or (state is not None and any(n.on == on for n in state.notify)))
+
     def emit(self, on: str, instance: InstanceRow, state: StateSpec | None, data: Mapping[str, Any], *,
              occasion: str, tasks: Iterable[TaskRow] = (), values: Mapping[str, Any] | None = None,
              recipients: Iterable[Recipient] | None = None) -> int:

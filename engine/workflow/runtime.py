@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -71,6 +71,8 @@ class Runner:
         self._data: Mapping[str, Any] = {}
         self._instance_id = ""
         self._last_decision: dict[str, Any] | None = None
+        self._instance_tasks: list[TaskRow] | None = None
+        self._variables: tuple[str, Any] | None = None
 
     # -- starting and acting ----------------------------------------------------------------
 
@@ -84,6 +86,7 @@ class Runner:
         self._data = data
         self._tokens = []
         self._instance_id = instance.id
+        self._instance_tasks = []  # a new instance: no task stored yet
         self._event(instance, "started", None, self.spec.start, actor=actor.id)
         self._audit(actor.id, "instance.start", "instance", instance.id, {"process": self.spec.key, "version": self.spec.version})
         token: Token = {"state": self.spec.start, "parallel": None}
@@ -200,7 +203,7 @@ class Runner:
         elif mode == "after":
             added.status = TaskStatus.WAITING.value
             added.waits_for = task.id
-        self.session.add(added)
+        self._add_task(added)
         self._change("task", added.id)
         if added.status == TaskStatus.OPEN.value:
             self._schedule(instance, state, added)
@@ -364,7 +367,8 @@ class Runner:
                 self._event(instance, "joined", parallel, target, actor="system")
             token["state"] = target
             state = self.spec.states[target]
-            if not state.is_human:  # a human state announces itself with its tasks (_open_state)
+            if not state.is_human and self.notices.declares("enter", state):
+                # (a human state announces itself with its tasks: _open_state)
                 self.notices.emit("enter", instance, state, self._data, occasion=f"enter:{target}:{self._visit(instance, target)}",
                                   values=self._values(target))
             if state.type is StateType.AUTO:
@@ -441,9 +445,11 @@ class Runner:
                         {**self._last_decision, "from": source.name, "to": target})
         self._last_decision = None
         self._outbox("instance.state_changed", instance, {"from": source.name, "to": target, "action": action})
-        self.notices.emit("leave", instance, source, self._data,
-                          occasion=f"leave:{source.name}:{self._visit(instance, source.name)}",
-                          values={**self._values(source.name), "from": source.title, "to": self._title(target), "action": action})
+        if self.notices.declares("leave", source):  # (counting the visits takes a query)
+            self.notices.emit("leave", instance, source, self._data,
+                              occasion=f"leave:{source.name}:{self._visit(instance, source.name)}",
+                              values={**self._values(source.name), "from": source.title, "to": self._title(target),
+                                      "action": action})
 
     def _title(self, state: str) -> Any:
         spec = self.spec.states.get(state)
@@ -454,13 +460,13 @@ class Runner:
         """The target of the first transition whose rule holds. With ``record_decision`` the
         choice is kept for the history and the audit log with every value the rules tried read."""
         seen: dict[str, Any] = {}
-        context = self._context(instance)
+        context = self._context(instance)  # the same for every rule tried: nothing changes meanwhile
         sensitive = getattr(self._data, "sensitive", frozenset())  # engine.security.vault.OpenedData
         for transition in transitions:
             if transition.when is not None:
                 seen.update({use.name: SENSITIVE_INPUT if use.name.split(".")[0] in sensitive
                              else _lookup(context, use.name) for use in transition.when.variables})
-            if transition.when is None or self._holds(transition.when, where, instance):
+            if transition.when is None or _holds_in(transition.when, where, context):
                 if record_decision:
                     self._last_decision = {"rule": where, "transition": transition.index,
                                            "default": transition.when is None, "inputs": seen}
@@ -470,27 +476,30 @@ class Runner:
         raise ProcessStuck(f"no transition of {where} holds")
 
     def _holds(self, rule: CompiledRule, where: str, instance: InstanceRow) -> bool:
-        try:
-            return rule.holds(self._context(instance))
-        except RuleError as exc:
-            raise ProcessStuck(f"rule at {where} failed: {exc}") from None
+        return _holds_in(rule, where, self._context(instance))
 
     def _context(self, instance: InstanceRow) -> dict[str, Any]:
         """What rules read: the record, ``process.*`` (variables) and nothing from the caller
         that the record does not hold."""
         context = dict(self._data)
-        variables = loads(instance.variables or "{}")
-        context["process"] = {"send_backs": variables.get("send_backs", 0), "started_by": instance.started_by}
+        context["process"] = {"send_backs": self._send_backs(instance), "started_by": instance.started_by}
         return context
+
+    def _send_backs(self, instance: InstanceRow) -> Any:
+        """``send_backs`` of the instance's variables, parsed again only when their text changed."""
+        text = instance.variables or "{}"
+        cached = self._variables
+        if cached is None or cached[0] != text:
+            cached = self._variables = (text, loads(text).get("send_backs", 0))
+        return cached[1]
 
     # -- tasks ---------------------------------------------------------------------------------
 
     def _decision(self, state: StateSpec, task: TaskRow, action: str) -> str | None:
         """The action that decides the step after ``task`` chose ``action``, or None while the
         step waits for more people."""
-        waiting_after = self.session.scalars(
-            select(TaskRow).where(TaskRow.waits_for == task.id, TaskRow.status == TaskStatus.WAITING.value)
-        ).all()
+        tasks = self._tasks()
+        waiting_after = [t for t in tasks if t.waits_for == task.id and t.status == TaskStatus.WAITING.value]
         if task.origin == "added:before":
             # The approver consulted first is done: the task that made room for them reopens.
             for waiting in waiting_after:
@@ -502,10 +511,8 @@ class Runner:
             return None
         if state.type is not StateType.COUNTERSIGN:
             return action
-        entry = self.session.scalars(
-            select(TaskRow).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
-                                  TaskRow.entry == task.entry, TaskRow.status != TaskStatus.CANCELLED.value)
-        ).all()
+        entry = [t for t in tasks if t.state == task.state and t.entry == task.entry
+                 and t.status != TaskStatus.CANCELLED.value]
         # An approver consulted "before" does not sign; one added "after" a signer signs in
         # their place (their vote is the one that counts for that signer's seat).
         followed = self._followed_by_after(task.instance_id, {t.id for t in entry if t.origin == "added:after"})
@@ -573,7 +580,7 @@ class Runner:
         if len(tasks) > MAX_TASKS_PER_STATE:
             raise ProcessStuck(f"more than {MAX_TASKS_PER_STATE} assignees for {state.name}")
         for task in tasks:
-            self.session.add(task)
+            self._add_task(task)
             self._change("task", task.id)
             self._schedule(instance, state, task)
             self._outbox("task.created", instance, {"task": task.id, "state": state.name, "role": task.assignee_role,
@@ -651,11 +658,8 @@ class Runner:
 
     def _close_entry(self, state: str, entry: int, *, except_id: str | None = None) -> None:
         """Cancel the other open or waiting tasks of this visit of ``state`` (kept in history)."""
-        instance_id = self._instance_id
-        siblings = self.session.scalars(
-            select(TaskRow).where(TaskRow.instance_id == instance_id, TaskRow.state == state, TaskRow.entry == entry,
-                                  TaskRow.status.in_([TaskStatus.OPEN.value, TaskStatus.WAITING.value]))
-        ).all()
+        live = (TaskStatus.OPEN.value, TaskStatus.WAITING.value)
+        siblings = [t for t in self._tasks() if t.state == state and t.entry == entry and t.status in live]
         for sibling in siblings:
             if sibling.id == except_id:
                 continue
@@ -667,10 +671,7 @@ class Runner:
 
     def _cancel_position(self, state_name: str) -> None:
         """Close whatever is open at a position that is being abandoned."""
-        self.session.flush()
-        entries = self.session.scalars(
-            select(TaskRow.entry).where(TaskRow.instance_id == self._instance_id, TaskRow.state == state_name)
-        ).all()
+        entries = [t.entry for t in self._tasks() if t.state == state_name]
         if entries:
             self._close_entry(state_name, max(entries))
 
@@ -682,10 +683,8 @@ class Runner:
 
     def _already_signed(self, task: TaskRow, actor: Principal) -> bool:
         """Whether ``actor`` (in any letter case) signed this visit of the step already."""
-        signers = self.session.scalars(
-            select(TaskRow.acted_by).where(TaskRow.instance_id == task.instance_id, TaskRow.state == task.state,
-                                           TaskRow.entry == task.entry, TaskRow.acted_by.is_not(None))
-        ).all()
+        signers = [t.acted_by for t in self._tasks()
+                   if t.state == task.state and t.entry == task.entry and t.acted_by is not None]
         return any(same_person(signer, actor.id) for signer in signers)
 
     def _in_step(self, task: TaskRow, user: str) -> bool:
@@ -707,23 +706,51 @@ class Runner:
         ).all())
 
     def _next_entry(self, instance_id: str, state: str) -> int:
-        self.session.flush()
-        entries = self.session.scalars(
-            select(TaskRow.entry).where(TaskRow.instance_id == instance_id, TaskRow.state == state)
-        ).all()
-        return max(entries, default=0) + 1
+        if instance_id != self._instance_id:
+            self.session.flush()
+            entries = self.session.scalars(
+                select(TaskRow.entry).where(TaskRow.instance_id == instance_id, TaskRow.state == state)).all()
+            return max(entries, default=0) + 1
+        return max((t.entry for t in self._tasks() if t.state == state), default=0) + 1
 
     def _visit(self, instance: InstanceRow, state: str) -> int:
-        """How many times the instance entered ``state`` (for stable notification keys)."""
-        self.session.flush()
-        return len(self.session.scalars(
-            select(InstanceEventRow.id).where(InstanceEventRow.instance_id == instance.id, InstanceEventRow.to_state == state)
-        ).all())
+        """How many times the instance entered ``state`` (for stable notification keys): its
+        stored events into ``state`` and those this transaction has added but not flushed yet."""
+        session = self.session
+        pending = sum(1 for item in session.new if isinstance(item, InstanceEventRow)
+                      and item.instance_id == instance.id and item.to_state == state)
+        if instance in session.new:
+            return pending  # a new instance: none stored
+        with session.no_autoflush:
+            stored = session.scalar(select(func.count(InstanceEventRow.id)).where(
+                InstanceEventRow.instance_id == instance.id, InstanceEventRow.to_state == state))
+        return int(stored or 0) + pending
+
+    def _tasks(self) -> list[TaskRow]:
+        """Every task of the instance as this transaction sees it: read once per operation (the
+        instance is locked, so no other transaction adds or changes one meanwhile) without a
+        flush, with the ones added and not flushed yet; the tasks this runner adds are appended
+        (:meth:`_add_task`). Callers filter it as their queries did."""
+        if self._instance_tasks is None:
+            session = self.session
+            with session.no_autoflush:
+                stored = list(session.scalars(select(TaskRow).where(TaskRow.instance_id == self._instance_id)).all())
+            known = {id(task) for task in stored}
+            stored += [item for item in session.new if isinstance(item, TaskRow)
+                       and item.instance_id == self._instance_id and id(item) not in known]
+            self._instance_tasks = stored
+        return self._instance_tasks
+
+    def _add_task(self, task: TaskRow) -> None:
+        self.session.add(task)
+        if self._instance_tasks is not None:
+            self._instance_tasks.append(task)
 
     # -- tokens --------------------------------------------------------------------------------
 
     def _load(self, instance: InstanceRow, data: Mapping[str, Any]) -> None:
         self._instance_id = instance.id
+        self._instance_tasks = None  # read again by this operation, under its instance lock
         self._data = data
         self._tokens = list(loads(instance.tokens or "[]"))
         if not self._tokens and instance.status == InstanceStatus.ACTIVE.value:
@@ -800,10 +827,17 @@ def _user_id(value: str, path: str = "/user", name: str = "user") -> str:
     return text
 
 
+def _holds_in(rule: CompiledRule, where: str, context: dict[str, Any]) -> bool:
+    try:
+        return rule.holds(context)
+    except RuleError as exc:
+        raise ProcessStuck(f"rule at {where} failed: {exc}") from None
+
+
 def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
     node: Any = data
     for part in dotted.split("."):
-        if isinstance(node, Mapping):
+        if type(node) is dict or isinstance(node, Mapping):  # (the exact type first: no ABC check)
             node = node.get(part)
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
