@@ -2,6 +2,7 @@
 same errors."""
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -73,6 +74,20 @@ def _paging(offset: int, limit: int, most: int) -> tuple[int, int]:
         raise BadRequest("request.bad_parameter", path="limit", params={"name": "limit", "reason": f"must be 1 to {most}"})
     return offset, limit
 
+
+
+_Method = Callable[..., Any]
+
+
+def _one_catalog(method: _Method) -> _Method:
+    """Run an Engine operation against one look at the definitions catalog (which versions are
+    current): every lookup in it answers from that instead of asking the database each time
+    (:meth:`engine.definitions.DefinitionRegistry.pinned`)."""
+    @functools.wraps(method)
+    def pinned(self: "Engine", *args: Any, **kwargs: Any) -> Any:
+        with self.registry.pinned():
+            return method(self, *args, **kwargs)
+    return pinned
 
 @dataclass(frozen=True)
 class Submission:
@@ -230,6 +245,7 @@ class Engine:
 
         return render_payload(self._form(form_key), language)
 
+    @_one_catalog
     def evaluate(self, form_key: str, data: Any, actor: Principal = SYSTEM) -> dict[str, Any]:
         """Run the submission pipeline without storing: ``{data, errors}`` (errors as Issues).
         References are checked as :meth:`submit` checks them (``record.ref_not_found``, the same
@@ -258,6 +274,7 @@ class Engine:
         """
         return self.submit_replayable(form_key, data, actor, idempotency_key=idempotency_key).record
 
+    @_one_catalog
     def submit_replayable(self, form_key: str, data: Any, actor: Principal = SYSTEM, *,
                           idempotency_key: str | None = None) -> Submission:
         """:meth:`submit`, saying whether the result replays an earlier call.
@@ -297,16 +314,19 @@ class Engine:
                     raise self._deny(actor, exc, "record.create", f"form:{form_key}") from None
         data = apply_fills(spec, data, self._fill_source)  # copied from referenced records (engine.forms.fills)
         computed, issues = prepare_submission(spec, data)  # shared with bulk imports (engine.forms.bulk)
-        with self.db.read() as session:
-            issues += _missing_refs(session, spec, computed, access)  # reported with everything else
         process = None
+        unbound: list[Issue] = []
         if spec.process is not None:
             process = self.registry.process(spec.process)
             if process is None or process.form != form_key:
-                issues.append(Issue("", "record.no_process", {"form": form_key, "process": spec.process}))
+                unbound.append(Issue("", "record.no_process", {"form": form_key, "process": spec.process}))
                 process = None
-        if issues:
-            raise ValidationFailed(issues)
+        if issues or unbound:
+            # The references are reported with everything else. Without other issues they are
+            # checked once, in the transaction below, which raises the same issues.
+            with self.db.read() as session:
+                issues += _missing_refs(session, spec, computed, access)
+            raise ValidationFailed(issues + unbound)
         now = self.clock.now()
         record_id = str(uuid.uuid4())
         try:
@@ -323,7 +343,7 @@ class Engine:
                 row = RecordRow(id=record_id, form_key=form_key, form_version=spec.version, data=dumps(sealed),
                                 row_version=1, created_at=now, updated_at=now, created_by=actor.id)
                 session.add(row)
-                record_store.write_values(session, record_id, form_key, computed, blind, sensitive)
+                record_store.write_values(session, record_id, form_key, computed, blind, sensitive, new=True)
                 session.add(ChangeRow(entity="record", entity_id=record_id, scope=form_key, at=now))
                 session.add(AuditRow(at=now, actor=actor.id, action="record.create", object_type="record",
                                      object_id=record_id, detail=dumps({"form": form_key, "version": spec.version})))
@@ -339,11 +359,31 @@ class Engine:
                     Runner(session, process, now, self.settings.supervisor_roles).start(
                         record_id, self.vault.plain(spec, form_key, computed), actor)  # decisions record no sensitive input
                 self.insight.after_record_write(session, "record.created", form_key, record_id, computed, None, actor)
-
+                # The answer is read back here, as :meth:`record` reads it (masks, the audit of
+                # sensitive values shown), committed with the record: no second connection.
+                created = self._read_back(session, record_id, access, actor)
         except ProcessStuck as exc:
             raise ValidationFailed([Issue("", "process.stuck", {"reason": str(exc)})]) from None
-        return self.record(record_id, actor)
+        return created
 
+    def _read_back(self, session: Any, record_id: str, access: Access, actor: Principal) -> dict[str, Any]:
+        """The view :meth:`record` gives of a record this transaction wrote (and, for a
+        restricted caller, found in its scope), from the database's values (``populate_existing``:
+        times as stored, not as the clock gave them), its sensitive reads audited in it."""
+        session.flush()
+        row = session.execute(select(RecordRow).where(RecordRow.id == record_id)
+                              .execution_options(populate_existing=True)).scalar_one()
+        instances = session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id)
+                                    .order_by(InstanceRow.started_at).execution_options(populate_existing=True)).all()
+        opened = self._open_rows([row])
+        view = _record_view(row, list(instances), opened[0][1])
+        view["data"] = readable_view(row.form_key, view["data"],
+                                     record_views(session, access, row.form_key, [row.id])[row.id])
+        self._audit_reads(session, [(row, view["data"], shown_plaintext(opened[0][2], opened[0][1], view["data"]))],
+                          actor)
+        return view
+
+    @_one_catalog
     def update(self, record_id: str, changes: Any, actor: Principal = SYSTEM,
                if_match: int | None = None) -> dict[str, Any]:
         """Apply a JSON merge patch (RFC 7396: ``null`` removes a key) to a record, then run the
@@ -436,6 +476,7 @@ class Engine:
             self.insight.after_record_write(session, "record.updated", form_key, record_id, data, stored, actor)
         return self.record(record_id, actor)
 
+    @_one_catalog
     def record(self, record_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
         """One record, its sensitive values opened. A read that returns any of them in
         plaintext appends a ``record.read_sensitive`` audit entry (naming the record and the
@@ -473,6 +514,7 @@ class Engine:
             self._audit_reads(None, shown, actor)
         return view
 
+    @_one_catalog
     def records(self, form_key: str, *, filters: Mapping[str, Any] | None = None, offset: int = 0, limit: int = 50,
                 actor: Principal = SYSTEM, tag: str | None = None) -> dict[str, Any]:
         """A page of a form's records, oldest first; ``filters`` match top-level values exactly
@@ -557,6 +599,7 @@ class Engine:
         with self.db.transaction() as own:
             own.add_all(entries)
 
+    @_one_catalog
     def record_360(self, record_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
         """The 360 view of a record (engine.insight.view360): profile, links, children, related
         records by form, their process instances with the current step, tags, the profile's
@@ -611,6 +654,7 @@ class Engine:
             self._form(form_key)  # a misspelt form is an error, not "0 records"
         return self.insight.recompute_all(form_key, progress)
 
+    @_one_catalog
     def events(self, after: int = 0, limit: int = 100, actor: Principal = SYSTEM) -> dict[str, Any]:
         """The integration event feed after the cursor ``after``, in order and without gaps:
         ``{items: [{seq, topic, at, payload, id}], next}``. Payloads name records, instances
@@ -652,6 +696,7 @@ class Engine:
 
     # -- tasks and instances -------------------------------------------------------------------
 
+    @_one_catalog
     def tasks(self, *, role: str | None = None, user: str | None = None, status: str = "open",
               offset: int = 0, limit: int = 100, actor: Principal = SYSTEM) -> dict[str, Any]:
         """The inbox: tasks by role and/or assigned user, newest first, as ``actor`` may see
@@ -706,6 +751,7 @@ class Engine:
         specs = {(key, version): self.registry.process(key, version) for key, version in versions}
         return {version: spec for version, spec in specs.items() if spec is not None}
 
+    @_one_catalog
     def task(self, task_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
         """One task as ``actor`` may see it (the rule of :meth:`instance`): staff of the case get
         everything (``"view": "staff"``), the applicant the public view (``"view":
@@ -730,6 +776,7 @@ class Engine:
                 return {**_task_view(task, instance), "view": "staff"}
             return _applicant_task_view(task, instance, spec.tracking.show_staff)
 
+    @_one_catalog
     def act(self, task_id: str, action: str, actor: Principal, comment: str | None = None, *,
             idempotency_key: str | None = None) -> dict[str, Any]:
         """Complete a task with ``action``. Of two concurrent actions on one task one wins; the
@@ -758,11 +805,13 @@ class Engine:
                     raise
                 return self._replay(session, earlier, actor)
 
+    @_one_catalog
     def claim_task(self, task_id: str, actor: Principal) -> dict[str, Any]:
         """Take a task offered to a role (a candidate group): from now on only ``actor`` may act."""
         return self._operate(task_id=task_id, actor=actor, step_grant=True,
                              operation=lambda runner, instance, task, data: runner.claim(instance, task, actor))
 
+    @_one_catalog
     def transfer_task(self, task_id: str, to_user: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Hand an open task to another person (its assignee, or a supervisor, may)."""
         _storable(to_user, "/to")
@@ -770,6 +819,7 @@ class Engine:
         return self._operate(task_id=task_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.transfer(instance, task, to_user, actor, comment, data))
 
+    @_one_catalog
     def add_approver(self, task_id: str, user: str, mode: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Add ``user`` to the step ``before``, ``after`` or in ``parallel`` with this task."""
         _storable(user, "/user")
@@ -778,6 +828,7 @@ class Engine:
         return self._operate(task_id=task_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.add_approver(instance, task, user, mode, actor, comment, data))
 
+    @_one_catalog
     def send_back(self, task_id: str, to_state: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Return the case to an earlier human step (bounded by the process's ``max_send_backs``)."""
         _storable(to_state, "/to")
@@ -785,24 +836,28 @@ class Engine:
         return self._operate(task_id=task_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.send_back(instance, task, to_state, actor, comment, data))
 
+    @_one_catalog
     def withdraw(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
         """The applicant takes the request back; 409 once anybody has decided on it."""
         _storable(reason, "/comment")
         return self._operate(instance_id=instance_id, actor=actor, named=False, operation=lambda runner, instance, task, data:
                              runner.withdraw(instance, actor, reason, data))  # the runner refuses shared ids itself
 
+    @_one_catalog
     def cancel_instance(self, instance_id: str, actor: Principal, reason: str | None = None) -> dict[str, Any]:
         """Stop a case (supervisors): open tasks are cancelled and no timer fires afterwards."""
         _storable(reason, "/comment")
         return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.cancel(instance, actor, reason, data))
 
+    @_one_catalog
     def urge(self, instance_id: str, actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Remind the current assignees (the applicant or staff; at most once an hour)."""
         _storable(comment, "/comment")
         return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.urge(instance, actor, comment, data))
 
+    @_one_catalog
     def cc(self, instance_id: str, users: list[str], actor: Principal, comment: str | None = None) -> dict[str, Any]:
         """Send a copy of the case to ``users`` (staff of the case); they may then read its history."""
         if not isinstance(users, (list, tuple)):
@@ -813,6 +868,7 @@ class Engine:
         return self._operate(instance_id=instance_id, actor=actor, operation=lambda runner, instance, task, data:
                              runner.cc(instance, users, actor, comment, data))
 
+    @_one_catalog
     def comment(self, instance_id: str, text: str, actor: Principal, *, internal: bool = False) -> dict[str, Any]:
         """Add a comment to the case; ``internal`` ones are never shown to the applicant."""
         if not isinstance(text, str) or not 1 <= len(text.strip()) <= 4000:
@@ -915,6 +971,7 @@ class Engine:
             raise NotFound("instance.not_found", params={"id": earlier.record_id})
         return self._view(session, instance, actor)
 
+    @_one_catalog
     def timeline(self, instance_id: str, actor: Principal, language: str = "en") -> dict[str, Any]:
         """The instance's steps for ``actor``: staff (supervisors, holders of a role the process
         assigns to, people assigned to, claiming or acting on it, copied users) get the full
@@ -969,6 +1026,7 @@ class Engine:
         return asdict(deliver_due(self.db, self.clock, self.settings, limit=limit, dispatcher=self.dispatcher,
                                   on_outcome=self.metrics.delivery_outcome))
 
+    @_one_catalog
     def instance(self, instance_id: str, actor: Principal = SYSTEM) -> dict[str, Any]:
         """An instance with its tasks and its history, in order, as ``actor`` may see it (the
         same rule as :meth:`timeline`): staff of the case get every task and event with actors,
@@ -1034,6 +1092,7 @@ class Engine:
 
     # -- reports and imports -------------------------------------------------------------------
 
+    @_one_catalog
     def run_report(self, key: str, params: Mapping[str, Any] | None = None, *,
                    language: str = "en", actor: Principal = SYSTEM) -> dict[str, Any]:
         """``{columns, rows, meta}``, including every write committed before the call.
@@ -1063,6 +1122,7 @@ class Engine:
         finally:
             self.metrics.report_ran(key, time.perf_counter() - started)
 
+    @_one_catalog
     def run_dashboard(self, key: str, params: Mapping[str, Any] | None = None, *,
                       language: str = "en", actor: Principal = SYSTEM) -> dict[str, Any]:
         """Every report of a dashboard, in order, with the shared parameters:
@@ -1080,6 +1140,7 @@ class Engine:
         return run_dashboard(spec, lambda report, given: self.run_report(report, given, language=language, actor=actor),
                              params, self.registry.report)
 
+    @_one_catalog
     def export_report(self, key: str, format: str = "json", params: Mapping[str, str] | None = None, *,
                       language: str = "en", actor: Principal = SYSTEM) -> ReportExport:
         """The report's result as ``json``, ``csv``, ``xlsx``, ``vega`` (Vega-Lite), ``png`` or
@@ -1421,10 +1482,11 @@ def _missing_refs(session: Any, spec: FormSpec, data: Mapping[str, Any], access:
 
 
 def _ref_visible(session: Any, target: str, value: Any, access: Access | None) -> bool:
-    if not record_store.record_exists(session, target, value):
-        return False
+    """Whether ``value`` is the id of a record of ``target`` the caller may see: one query,
+    the existence and the scope together."""
     view = access.form(target) if access is not None and access.restricted else None
-    return view is None or view.scope is None or record_visible(session, access, value)  # type: ignore[arg-type]
+    condition = None if view is None else record_condition(view, target, access)  # type: ignore[arg-type]
+    return record_store.record_exists(session, target, value, where=condition)
 
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -38,12 +41,72 @@ class UploadResult:
         return {"kind": self.kind, "key": self.key, "version": self.version, "created": self.created}
 
 
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Which version of every definition is the latest, as of one look at the table."""
+
+    stamp: tuple[int, int]
+    """``(row count, highest id)`` of ``definitions``: rows are only ever added, so any upload,
+    here or by another process, changes it (the count catches an id committed out of order)."""
+    latest: dict[tuple[str, str], int]
+    """``(kind, key)`` -> latest version."""
+
+    def keys(self, kind: str) -> list[str]:
+        return sorted(key for known, key in self.latest if known == kind)
+
+
+_PINNED: ContextVar[dict[int, CatalogSnapshot] | None] = ContextVar("lowcode_pinned_catalog", default=None)
+"""Per registry, the snapshot the current operation decided on (see :meth:`DefinitionRegistry.pinned`)."""
+
+
 class DefinitionRegistry:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._db = database
         self._clock = clock
         self._cache: dict[tuple[str, str, int], Any] = {}
         self._lock = threading.Lock()
+        self._snapshot: CatalogSnapshot | None = None
+
+    # -- which versions are current ------------------------------------------------------------
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within this block every "latest version" lookup answers from one look at the
+        catalog, taken at the first lookup: one operation (a submission with its form, process,
+        roles and insight definitions) sees one consistent catalog and asks the database once,
+        not once per lookup. Nested blocks share the outer one's snapshot."""
+        if _PINNED.get() is not None:
+            yield
+            return
+        token = _PINNED.set({})
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+
+    def snapshot(self) -> CatalogSnapshot:
+        """The latest versions now (or as pinned for the current operation). Costs one indexed
+        query, plus one grouped query after an upload anywhere."""
+        pinned = _PINNED.get()
+        if pinned is not None:
+            found = pinned.get(id(self))
+            if found is not None:
+                return found
+        with self._db.read() as session:
+            count, highest = session.execute(select(func.count(), func.max(DefinitionRow.id))).one()
+            stamp = (int(count or 0), int(highest or 0))
+            snapshot = self._snapshot
+            if snapshot is None or snapshot.stamp != stamp:
+                rows = session.execute(
+                    select(DefinitionRow.kind, DefinitionRow.key, func.max(DefinitionRow.version))
+                    .group_by(DefinitionRow.kind, DefinitionRow.key)
+                ).all()
+                snapshot = CatalogSnapshot(stamp, {(kind, key): int(version) for kind, key, version in rows})
+                if not self._db.writing:  # never keep what a transaction that may roll back has seen
+                    self._snapshot = snapshot
+        if pinned is not None:
+            pinned[id(self)] = snapshot
+        return snapshot
 
     # -- upload ------------------------------------------------------------------------------
 
@@ -135,10 +198,7 @@ class DefinitionRegistry:
             ).first()
 
     def latest_version(self, kind: str, key: str) -> int | None:
-        with self._db.read() as session:
-            return session.scalar(
-                select(func.max(DefinitionRow.version)).where(DefinitionRow.kind == kind, DefinitionRow.key == key)
-            )
+        return self.snapshot().latest.get((kind, key))
 
     def document(self, kind: str, key: str, version: int | None = None) -> dict[str, Any]:
         """The stored definition with its version metadata; raises :class:`NotFound`."""
@@ -240,12 +300,8 @@ class DefinitionRegistry:
 
     def roles(self) -> list[RolesSpec]:
         """The latest version of every ``roles`` definition, by key (empty: no policy)."""
-        with self._db.read() as session:
-            rows = session.execute(
-                select(DefinitionRow.key, func.max(DefinitionRow.version)).where(DefinitionRow.kind == "roles")
-                .group_by(DefinitionRow.key).order_by(DefinitionRow.key)
-            ).all()
-        specs = [self.spec("roles", key, version) for key, version in rows]
+        snapshot = self.snapshot()
+        specs = [self.spec("roles", key, snapshot.latest[("roles", key)]) for key in snapshot.keys("roles")]
         return [spec for spec in specs if isinstance(spec, RolesSpec)]
 
 

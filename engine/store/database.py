@@ -69,6 +69,13 @@ class Database:
             finally:
                 _WRITING.reset(token)
 
+    @property
+    def writing(self) -> bool:
+        """Whether :meth:`read` here answers from an open :meth:`transaction` (whose uncommitted
+        rows it sees: nothing read that way may be cached beyond the transaction)."""
+        writing = _WRITING.get()
+        return writing is not None and writing[0] is self and writing[1].in_transaction()
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session (a snapshot on SQLite; read committed on PostgreSQL); inside a

@@ -212,11 +212,18 @@ def _transaction_id_before_change_number(session: Session, _context: object, _in
     README "Late commits"), which is exact only if the holder of a number already had its id when
     it took the number: ``pg_current_xact_id()`` assigns it first.
     """
+    if session.info.get(_HAS_XACT_ID) is session.get_transaction():
+        return  # assigned by an earlier flush of this transaction: it keeps its id to the end
     if not any(isinstance(item, ChangeRow) for item in session.new):
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SELECT pg_current_xact_id()")
+    session.info[_HAS_XACT_ID] = session.get_transaction()
+
+
+_HAS_XACT_ID = "lowcode.xact_id_assigned"
+"""``session.info`` key: the (outermost) transaction that already has its PostgreSQL id."""
 
 
 class AuditRow(Base):

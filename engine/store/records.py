@@ -38,10 +38,13 @@ class Blind:
 
 
 def write_values(session: Session, record_id: str, form_key: str, data: Mapping[str, Any],
-                 blind: Iterable[tuple[str, str, str]] = (), sensitive: frozenset[str] = frozenset()) -> None:
+                 blind: Iterable[tuple[str, str, str]] = (), sensitive: frozenset[str] = frozenset(), *,
+                 new: bool = False) -> None:
     """Replace the record's lookup rows: the plain lookup text of each top-level scalar not in
-    ``sensitive``, and the ``blind`` entries ``(field, key id, digest)`` of the sensitive ones."""
-    session.execute(delete(RecordValueRow).where(RecordValueRow.record_id == record_id))
+    ``sensitive``, and the ``blind`` entries ``(field, key id, digest)`` of the sensitive ones.
+    ``new``: the record is being created in this transaction, so it has none to delete yet."""
+    if not new:
+        session.execute(delete(RecordValueRow).where(RecordValueRow.record_id == record_id))
     for field, value in data.items():
         text = lookup_text(value) if field not in sensitive else None
         if text is not None:
@@ -71,11 +74,15 @@ def find_ids(session: Session, form_key: str, field: str, value: Any, limit: int
     ))
 
 
-def record_exists(session: Session, form_key: str, record_id: Any) -> bool:
+def record_exists(session: Session, form_key: str, record_id: Any, *, where: Any = None) -> bool:
+    """Whether ``record_id`` is a record of ``form_key`` (and meets ``where``, a condition on
+    :class:`RecordRow` such as the caller's object scope, when given)."""
     if not isinstance(record_id, str):
         return False
-    return session.scalar(select(func.count()).select_from(RecordRow).where(
-        RecordRow.id == record_id, RecordRow.form_key == form_key)) == 1
+    query = select(RecordRow.id).where(RecordRow.id == record_id, RecordRow.form_key == form_key)
+    if where is not None:
+        query = query.where(where)
+    return session.scalar(query) is not None
 
 
 def page(session: Session, form_key: str, filters: Mapping[str, Any], offset: int, limit: int, *,
