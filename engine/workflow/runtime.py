@@ -464,8 +464,12 @@ class Runner:
         sensitive = getattr(self._data, "sensitive", frozenset())  # engine.security.vault.OpenedData
         for transition in transitions:
             if transition.when is not None:
-                seen.update({use.name: SENSITIVE_INPUT if use.name.split(".")[0] in sensitive
-                             else _lookup(context, use.name) for use in transition.when.variables})
+                if sensitive:
+                    seen.update({use.name: SENSITIVE_INPUT if use.name.split(".")[0] in sensitive
+                                 else _lookup(context, use.name) for use in transition.when.variables})
+                else:
+                    for use in transition.when.variables:
+                        seen[use.name] = _lookup(context, use.name)
             if transition.when is None or _holds_in(transition.when, where, context):
                 if record_decision:
                     self._last_decision = {"rule": where, "transition": transition.index,
@@ -835,6 +839,8 @@ def _holds_in(rule: CompiledRule, where: str, context: dict[str, Any]) -> bool:
 
 
 def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    if type(data) is dict and "." not in dotted:
+        return data.get(dotted)
     node: Any = data
     for part in dotted.split("."):
         if type(node) is dict or isinstance(node, Mapping):  # (the exact type first: no ABC check)
