@@ -25,6 +25,13 @@ _CONTEXT = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_EVEN, traps=[
     decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 _QUOTIENT_CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[
     decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
+# _CONTEXT where nothing may be rounded or clamped: an addition or a product that completes in it
+# is exact, so it equals the one _CONTEXT computes from the identity (0 + a + b, 1 * a * b) once
+# its result is taken as an int or kept (see _result); one that does not is done the long way.
+_UNROUNDED_CONTEXT = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_EVEN, traps=[
+    decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, decimal.Rounded,
+    decimal.Inexact, decimal.Clamped, decimal.Subnormal, decimal.Underflow])
+_NOT_UNROUNDED = (decimal.Rounded, decimal.Inexact, decimal.Clamped, decimal.Subnormal, decimal.Underflow)
 
 
 class NotExact(Exception):
@@ -41,9 +48,17 @@ def _number(value: Any) -> Decimal:
     return Decimal(value)
 
 
+_CENT = Decimal("0.01")
+_ONE = Decimal(1)
+
+
 def _result(value: Decimal) -> Decimal | int:
     """An ``int`` when the decimal has no fraction digits at all (exponent >= 0: ``100``,
     ``1E+2``), else the decimal as it is (``100.00`` keeps its scale)."""
+    if value.same_quantum(_CENT):  # the usual exponent of money, -2: kept as it is
+        return value
+    if value.same_quantum(_ONE):  # exponent 0 (finite: an infinity or NaN has no quantum)
+        return int(value)
     integral = value.to_integral_value()  # the value itself when its exponent is >= 0
     if value.same_quantum(integral) and value.is_finite():
         return int(value)
@@ -85,6 +100,9 @@ def _var(args: list[Any], data: Any, run: Callable[[Any], Any]) -> Any:
 
 
 def _loose_equal(a: Any, b: Any) -> bool:
+    kind_a, kind_b = type(a), type(b)
+    if (kind_a is Decimal or kind_a is int) and (kind_b is Decimal or kind_b is int):
+        return bool(a == b)  # exact between int and Decimal, as Decimal(a) == Decimal(b)
     if isinstance(a, (int, Decimal)) and isinstance(b, (int, Decimal)) and not isinstance(a, bool) and not isinstance(b, bool):
         return Decimal(a) == Decimal(b)
     if type(a) is type(b) and isinstance(a, (str, bool)):
@@ -95,6 +113,9 @@ def _loose_equal(a: Any, b: Any) -> bool:
 
 
 def _strict_equal(a: Any, b: Any) -> bool:
+    kind_a, kind_b = type(a), type(b)
+    if (kind_a is Decimal or kind_a is int) and (kind_b is Decimal or kind_b is int):
+        return bool(a == b)
     numeric_a = isinstance(a, (int, Decimal)) and not isinstance(a, bool)
     numeric_b = isinstance(b, (int, Decimal)) and not isinstance(b, bool)
     if numeric_a and numeric_b:
@@ -249,11 +270,11 @@ def _build(node: Any) -> Evaluator:
         if len(args) not in (2, 3):
             return _refuse
         literal = args[1] if len(args) == 2 and type(args[1]) in (int, Decimal) else _ABSENT
-        return _build_compare(_COMPARISONS[operator], [_build(arg) for arg in args], literal)
+        return _build_compare(_COMPARISONS[operator], [_build_operand(arg) for arg in args], literal)
     if operator in ("==", "!=", "===", "!=="):
         if len(args) != 2:
             return _refuse  # before evaluating: the native chain is lazy past a mismatch
-        left, right = (_build(arg) for arg in args)
+        left, right = (_build_operand(arg) for arg in args)
         equal: Callable[[Any, Any], bool] = _loose_equal if operator in ("==", "!=") else _strict_equal
         if operator in ("===", "!==") and args[1] is None:
             # `x === null` is `x is None` whatever x is (numbers, text, lists: never null)
@@ -262,6 +283,8 @@ def _build(node: Any) -> Evaluator:
             return lambda data: left(data) is not None
         if operator in ("==", "!=") and type(args[1]) is str:
             equal = _equal_to_text
+        elif operator in ("===", "!==") and type(args[1]) is str:
+            equal = _strictly_equal_to_text
         if operator in ("==", "==="):
             return lambda data: equal(left(data), right(data))
         return lambda data: not equal(left(data), right(data))
@@ -272,6 +295,15 @@ def _equal_to_text(a: Any, text: str) -> bool:
     """:func:`_loose_equal` against a literal ``str``: only a ``str`` compares with it."""
     if type(a) is str:
         return a == text
+    raise NotExact()
+
+
+def _strictly_equal_to_text(a: Any, text: str) -> bool:
+    """:func:`_strict_equal` against a literal ``str``."""
+    if type(a) is str:
+        return a == text
+    if a is None or isinstance(a, (str, bool, int, Decimal)):
+        return False  # null, a number, a bool (or a str subclass) is never that text
     raise NotExact()
 
 
@@ -298,11 +330,19 @@ def _build_var(args: list[Any]) -> Evaluator:
     if len(parts) == 1:
         part = parts[0]
 
+        if default is None:
+            def plain(data: Any) -> Any:
+                if type(data) is dict:  # the usual case: a record
+                    return data.get(part)  # absent or null: None
+                return _read(parts, data, None)
+
+            return plain
+
         def one(data: Any) -> Any:
             if type(data) is dict:  # the usual case: a record
-                value = data.get(part, _ABSENT)
-                if value is _ABSENT or value is None:
-                    return default(data) if default is not None else None
+                value = data.get(part)
+                if value is None:
+                    return default(data)
                 return value
             return _read(parts, data, default)
 
@@ -317,6 +357,9 @@ def _build_var(args: list[Any]) -> Evaluator:
                     value = node.get(inner)
                     if value is not None:
                         return value
+                    return default(data) if default is not None else None
+                if node is None:  # absent or null: as _read, which finds no next part
+                    return default(data) if default is not None else None
             return _read(parts, data, default)
 
         return two
@@ -344,7 +387,14 @@ def _build_if(branches: list[Evaluator]) -> Evaluator:
     count = len(branches)
     if count == 3:
         condition, then, otherwise = branches
-        return lambda data: then(data) if _truthy(condition(data)) else otherwise(data)
+
+        def choose_of_two(data: Any) -> Any:
+            value = condition(data)
+            if value is True or (value is not False and _truthy(value)):
+                return then(data)
+            return otherwise(data)
+
+        return choose_of_two
 
     def choose(data: Any) -> Any:
         index = 0
@@ -358,11 +408,22 @@ def _build_if(branches: list[Evaluator]) -> Evaluator:
 
 
 def _build_and_or(conjunction: bool, operands: list[Evaluator]) -> Evaluator:
+    if conjunction:
+        def conjoin(data: Any) -> Any:
+            value = None
+            for operand in operands:
+                value = operand(data)
+                if value is False or (value is not True and not _truthy(value)):
+                    return value
+            return value
+
+        return conjoin
+
     def combine(data: Any) -> Any:
         value = None
         for operand in operands:
             value = operand(data)
-            if _truthy(value) != conjunction:
+            if value is True or (value is not False and _truthy(value)):
                 return value
         return value
 
@@ -436,20 +497,59 @@ _BINARY: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
     "+": _CONTEXT.add, "-": _CONTEXT.subtract, "*": _CONTEXT.multiply, "/": _QUOTIENT_CONTEXT.divide}
 
 
-def _build_arithmetic(operator: str, operands: list[Evaluator]) -> Evaluator:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _build_operand(node: Any) -> Evaluator:
+    """An operand of a comparison or an equality, where only its value counts: an arithmetic
+    result is not turned into an int (see :func:`_result`), which changes no value."""
+    if isinstance(node, dict) and len(node) == 1:
+        ((operator, raw),) = node.items()
+        if operator in _BINARY and isinstance(raw, list) and len(raw) == 2:
+            return _build_arithmetic(operator, [_build(arg) for arg in raw], canonical=False)
+    return _build(node)
+
+
+def _build_arithmetic(operator: str, operands: list[Evaluator], canonical: bool = True) -> Evaluator:
     binary = _BINARY.get(operator)
     if binary is not None and len(operands) == 2:
         first, second = operands
-        identity = {"+": Decimal(0), "*": Decimal(1)}.get(operator)
+        finish = _result if canonical else _same
+        if operator in ("+", "*"):
+            identity = Decimal(0) if operator == "+" else Decimal(1)
+            unrounded = _UNROUNDED_CONTEXT.add if operator == "+" else _UNROUNDED_CONTEXT.multiply
+
+            def from_identity(data: Any) -> Any:
+                left, right = first(data), second(data)  # both evaluated, then checked, as _arithmetic does
+                kind = type(left)
+                if kind is not Decimal and kind is not int:
+                    left = _number(left)
+                kind = type(right)
+                if kind is not Decimal and kind is not int:
+                    right = _number(right)
+                try:
+                    return finish(unrounded(left, right))  # exact: as from the identity
+                except ArithmeticError:
+                    pass
+                try:
+                    # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
+                    return finish(binary(binary(identity, left), right))
+                except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
+                    raise ExactError(f"{operator}: {type(exc).__name__}") from None
+
+            return from_identity
 
         def apply(data: Any) -> Any:
             left, right = first(data), second(data)  # both evaluated, then checked, as _arithmetic does
-            left, right = _exact_number(left), _exact_number(right)
+            kind = type(left)
+            if kind is not Decimal and kind is not int:
+                left = _number(left)
+            kind = type(right)
+            if kind is not Decimal and kind is not int:
+                right = _number(right)
             try:
-                if identity is not None:
-                    # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
-                    return _result(binary(binary(identity, left), right))
-                return _result(binary(left, right))
+                return finish(binary(left, right))
             except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
                 raise ExactError(f"{operator}: {type(exc).__name__}") from None
 
@@ -631,10 +731,14 @@ def _build_reduce(items_of: Callable[[Any], list[Any]], rule: Any, initial: Eval
     if (isinstance(rule, dict) and len(rule) == 1 and isinstance(rule.get("+"), list) and len(rule["+"]) == 2):
         operands = rule["+"]
         accumulator = {"var": "accumulator"}
-        if operands[1] == accumulator and not _reads_accumulator(operands[0]):
-            return _build_sum(items_of, _build(operands[0]), initial, accumulator_first=False)
-        if operands[0] == accumulator and not _reads_accumulator(operands[1]):
-            return _build_sum(items_of, _build(operands[1]), initial, accumulator_first=True)
+        for index in (0, 1):
+            term = operands[1 - index]
+            if operands[index] == accumulator and not _reads_accumulator(term):
+                name = term.get("var") if isinstance(term, dict) and len(term) == 1 else None
+                field = name[len("current."):] if isinstance(name, str) and name.startswith("current.") else None
+                if field is not None and ("." in field or field == ""):
+                    field = None
+                return _build_sum(items_of, _build(term), initial, accumulator_first=index == 0, field=field)
     body = _build(rule)
 
     def reduce(data: Any) -> Any:
@@ -648,20 +752,37 @@ def _build_reduce(items_of: Callable[[Any], list[Any]], rule: Any, initial: Eval
 
 
 def _build_sum(items_of: Callable[[Any], list[Any]], term: Evaluator, initial: Evaluator, *,
-               accumulator_first: bool) -> Evaluator:
+               accumulator_first: bool, field: str | None = None) -> Evaluator:
+    """``field``: the term is ``{"var": "current.<field>"}``, read from the item directly."""
     add = _CONTEXT.add
+    unrounded = _UNROUNDED_CONTEXT.add
+
+    def term_of(item: Any) -> Any:
+        if field is not None and type(item) is dict:
+            return item.get(field)  # as {"var": "current.<field>"}: absent or null is None
+        return term({"current": item})
 
     def total(data: Any) -> Any:
         items = items_of(data)
         value = initial(data)
         if not items:
             return value
-        value = _exact_number(value)
+        start = _exact_number(value)
+        numbers = [_exact_number(term_of(item)) for item in items]
         try:
-            for item in items:
-                number = _exact_number(term({"current": item}))
-                # as _build_arithmetic's `+` of [x, accumulator]: 0 + x + accumulator; the
-                # int/Decimal of each step (_result) changes no value, so it is taken at the end
+            # exact (nothing rounded): the same value as step by step, and the same int or
+            # Decimal once _result takes it (the steps' ints change no value, and an exponent
+            # of 0 from the identity only matters when every exponent is >= 0: an int either way)
+            value = start
+            for number in numbers:
+                value = unrounded(value, number)
+            return _result(value)
+        except ArithmeticError:
+            pass
+        value = start
+        try:
+            for number in numbers:
+                # as _build_arithmetic's `+` of [x, accumulator] from the identity: 0 + x + accumulator
                 value = add(add(_ZERO, value), number) if accumulator_first else add(add(_ZERO, number), value)
         except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
             raise ExactError(f"+: {type(exc).__name__}") from None

@@ -14,7 +14,7 @@ import datalogic_py
 import pytest
 
 from engine.rules import CompiledRule, RuleError, compile_rule
-from engine.rules.exact import NotExact, compile_exact_iterating
+from engine.rules.exact import ExactError, NotExact, _arithmetic, compile_exact, compile_exact_iterating
 from engine.rules.limits import OPS_BUDGET
 
 _NATIVE = datalogic_py.Engine(config={"ops_budget": OPS_BUDGET, "division_by_zero": "throw_error"})
@@ -46,7 +46,8 @@ def test_amounts_are_compared_and_summed_exactly() -> None:
 
 def test_the_sum_loop_answers_as_the_step_by_step_reduce() -> None:
     draw = random.Random(5)
-    values: list[Any] = [0, 1, -3, Decimal("0.10"), Decimal("1E+2"), Decimal("-2.500"), 10**30, Decimal("7")]
+    values: list[Any] = [0, 1, -3, Decimal("0.10"), Decimal("1E+2"), Decimal("-2.500"), 10**30, Decimal("7"),
+                         10**120 + 1, Decimal("1E+150"), Decimal("1" * 99 + ".5"), Decimal("-1E-200")]
     for _ in range(300):
         items = [{"amount": draw.choice(values)} for _ in range(draw.randrange(5))]
         initial = draw.choice(values)
@@ -181,3 +182,26 @@ def test_iterations_agree_with_the_native_core() -> None:
         assert kind == native_kind, (rule, data, ours)
         assert json.dumps(_plain(ours), sort_keys=True) == json.dumps(_plain(theirs), sort_keys=True), (rule, data, ours, theirs)
     assert decided > 600, decided  # the decimal evaluator answered these itself
+
+
+def test_two_operand_arithmetic_answers_as_the_general_one() -> None:
+    # The two-operand fast path (exact when nothing rounds) against _arithmetic, which computes
+    # from the identity (0 + a + b, 1 * a * b) with 100 significant digits.
+    draw = random.Random(3)
+    values: list[Any] = [0, 7, -2, 10**99, 10**101 + 7, Decimal("0.10"), Decimal("1E+2"), Decimal("2.50E+98"),
+                         Decimal("-3.000"), Decimal("9" * 60), Decimal("1E-90"), Decimal("5E+300"), Decimal("1" * 100)]
+    for _ in range(2000):
+        operator = draw.choice(["+", "-", "*", "/"])
+        a, b = draw.choice(values), draw.choice(values)
+        try:
+            expected: Any = _arithmetic(operator, [a, b])
+        except ExactError:
+            expected = "error"
+        try:
+            got: Any = compile_exact({operator: [{"var": "a"}, {"var": "b"}]})({"a": a, "b": b})
+        except ExactError:
+            got = "error"
+        assert (str(got), type(got)) == (str(expected), type(expected)), (operator, a, b)
+        compared = compile_exact({"<": [{operator: [{"var": "a"}, {"var": "b"}]}, 0]})
+        if expected != "error":
+            assert compared({"a": a, "b": b}) is (expected < 0)
