@@ -61,23 +61,46 @@ def compute(session: Session, profile: ProfileSpec, record_id: str, now: datetim
 
 
 def compute_many(session: Session, profile: ProfileSpec, record_ids: list[str], now: datetime,
-                 read: Callable[[Any], dict[str, Any]] = graph.record_data) -> dict[str, dict[str, Any]]:
-    """:func:`compute` (every aggregate, every child, every related record) for each of
-    ``record_ids`` at once: the children, the related ids, their records and their latest
-    instances are each read in one query per chunk of ids for the whole batch (not per record);
-    each record's figures are then evaluated exactly as :func:`compute` evaluates them."""
+                 read: Callable[[Any], dict[str, Any]] = graph.record_data,
+                 names: frozenset[str] | set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`compute` (every aggregate, or those in ``names``; every child, every related
+    record) for each of ``record_ids`` at once. The children and the related records of all the
+    aggregates' ``(form, via)`` pairs are read together, one query per level of children (per
+    chunk of ids) for the whole batch, records included (graph.RelatedIndex); the latest
+    instances only when an aggregate's ``where`` may read them. Each record's figures are then
+    evaluated exactly as :func:`compute` evaluates them."""
     roots = list(dict.fromkeys(record_ids))
-    kids = graph.children_many(session, profile.form, profile.children, roots)
-    requests: dict[tuple[str, str], dict[tuple[str, bool], list[str]]] = {}
-    for aggregate in profile.aggregates:
+    wanted = [aggregate for aggregate in profile.aggregates if names is None or aggregate.name in names]
+    if not wanted:
+        return {root: {} for root in roots}
+    child_pair = (profile.form, profile.children) if profile.children is not None else None
+    pairs = {(aggregate.form, aggregate.via) for aggregate in wanted}
+    index = graph.RelatedIndex(session, pairs | ({child_pair} if child_pair is not None else set()))
+    index.fetch(roots)
+    kids: dict[str, list[str]] = {root: [] for root in roots}
+    if child_pair is not None:  # as graph.children_many, level by level
+        seen: dict[str, set[str]] = {root: set() for root in roots}
+        level: dict[str, list[str]] = {root: [root] for root in roots}
+        for _ in range(graph.MAX_DEPTH):
+            level = {root: items for root, items in level.items() if items}
+            if not level:
+                break
+            for root in list(level):
+                level[root] = [item for item in index.referring(child_pair, level[root])
+                               if item != root and item not in seen[root]]
+                seen[root].update(level[root])
+                kids[root] += level[root]
+            index.fetch(item for items in level.values() for item in items)
+    related: dict[tuple[str, str, bool], list[str]] = {}
+    for aggregate in wanted:
         for root in roots:
             include = aggregate.include_children and bool(kids[root])
-            requests.setdefault((aggregate.form, aggregate.via), {})[(root, include)] = [root, *(kids[root] if include else [])]
-    related: dict[tuple[str, str], dict[Any, list[str]]] = {
-        (form, via): graph.referring_many(session, form, via, groups) for (form, via), groups in requests.items()}
-    every = {item for found in related.values() for ids in found.values() for item in ids}
-    rows = graph.load_records(session, every)
-    instances = graph.latest_instances(session, every) if every else {}
+            key = (root, aggregate.form + "\x00" + aggregate.via, include)
+            if key not in related:
+                related[key] = index.referring((aggregate.form, aggregate.via), [root, *(kids[root] if include else [])])
+    rows = index.records
+    every = {item for ids in related.values() for item in ids if item in rows}
+    instances = graph.latest_instances(session, every) if every and any(map(_reads_process, wanted)) else {}
     opened: dict[str, dict[str, Any]] = {}
 
     def pair(item: str) -> tuple[dict[str, Any], Any]:
@@ -88,12 +111,20 @@ def compute_many(session: Session, profile: ProfileSpec, record_ids: list[str], 
     results: dict[str, dict[str, Any]] = {}
     for root in roots:
         figures: dict[str, Any] = {}
-        for aggregate in profile.aggregates:
+        for aggregate in wanted:
             include = aggregate.include_children and bool(kids[root])
-            ids = related[(aggregate.form, aggregate.via)][(root, include)]
+            ids = related[(root, aggregate.form + "\x00" + aggregate.via, include)]
             figures[aggregate.name] = evaluate(aggregate, [pair(item) for item in ids if item in rows], now)
         results[root] = figures
     return results
+
+
+def _reads_process(aggregate: AggregateSpec) -> bool:
+    """Whether the aggregate's ``where`` may read the latest instance (``_process``)."""
+    if aggregate.where is None:
+        return False
+    reads = getattr(aggregate.where, "_reads", None)
+    return reads is None or PROCESS_VAR in reads
 
 
 def evaluate(aggregate: AggregateSpec, rows: list[tuple[dict[str, Any], Any]], now: datetime) -> Any:

@@ -42,11 +42,26 @@ class CatalogSource:
         self._registry = registry
         self._lock = threading.Lock()
         self._built: tuple[int, Catalog] | None = None
+        self._info_key = ("insight.catalog", id(self))
 
     def current(self, session: Any | None = None) -> Catalog:
+        """The catalog as of the newest definition ``session`` sees; asked of the database once
+        per transaction of ``session`` (the hooks of one write, and the writes a trigger chain
+        makes in it, share what its first look found)."""
         if session is None:
             with self._db.read() as reader:
                 return self.current(reader)
+        transaction = session.get_transaction() if hasattr(session, "get_transaction") else None
+        held = session.info.get(self._info_key) if transaction is not None else None
+        if held is not None and held[0] is transaction:
+            return held[1]
+        catalog = self._current(session)
+        transaction = session.get_transaction() if hasattr(session, "get_transaction") else None
+        if transaction is not None:  # the query began it, if nothing had
+            session.info[self._info_key] = (transaction, catalog)
+        return catalog
+
+    def _current(self, session: Any) -> Catalog:
         newest = session.scalar(select(func.max(DefinitionRow.id))) or 0
         built = self._built
         if built is not None and built[0] == newest:

@@ -2,11 +2,12 @@
 fields), children of a record, and the latest process instance of each record."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, inspect, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from engine.jsoncodec import loads
 from engine.store.models import InstanceRow, RecordRow, RecordValueRow
@@ -70,9 +71,68 @@ def children_many(session: Session, form_key: str, field: str | None, record_ids
     return seen
 
 
-def load_records(session: Session, ids: Iterable[str]) -> dict[str, RecordRow]:
+class RelatedIndex:
+    """The references of several ``(form, field)`` pairs to a growing set of values, with the
+    referring records themselves: :meth:`fetch` reads, for all pairs at once, one query per
+    :data:`_CHUNK` values not asked before (record_values joined to their records);
+    :meth:`referring` then answers as :func:`referring_many` would, without a query."""
+
+    def __init__(self, session: Session, pairs: Iterable[tuple[str, str]]) -> None:
+        self._session = session
+        self.pairs = sorted(set(pairs))
+        self._hits: dict[tuple[str, str], dict[str, list[tuple[int, str]]]] = {pair: {} for pair in self.pairs}
+        self._asked: set[str] = set()
+        self.records: dict[str, RecordRow] = {}
+        """The referring records read so far, by id (a reference to no record is in no entry)."""
+
+    def fetch(self, values: Iterable[str]) -> None:
+        todo = sorted(set(values) - self._asked)
+        self._asked.update(todo)
+        if not self.pairs or not todo:
+            return
+        which = or_(*(and_(RecordValueRow.form_key == form, RecordValueRow.field == field) for form, field in self.pairs))
+        for chunk in _chunks(todo):
+            for row_id, form, field, value, record_id, record in self._session.execute(
+                    select(RecordValueRow.id, RecordValueRow.form_key, RecordValueRow.field, RecordValueRow.value,
+                           RecordValueRow.record_id, RecordRow)
+                    .outerjoin(RecordRow, RecordRow.id == RecordValueRow.record_id)
+                    .where(which, RecordValueRow.value.in_(chunk))):
+                found = self._hits.get((form, field))
+                if found is None:
+                    continue
+                found.setdefault(value, []).append((row_id, record_id))
+                if record is not None:
+                    self.records[record_id] = record
+
+    def referring(self, pair: tuple[str, str], targets: Iterable[str]) -> list[str]:
+        """What :func:`referring_ids` gives for ``pair`` and ``targets`` (all fetched before)."""
+        by_value = self._hits[pair]
+        hits: list[str] = []
+        for chunk in _chunks(sorted(set(targets))):  # as referring_ids: chunk by chunk, each in index order
+            hits += [record_id for _row_id, record_id in sorted(hit for target in chunk for hit in by_value.get(target, ()))]
+        return list(dict.fromkeys(hits))
+
+
+_READ_FIELDS = frozenset({"id", "form_key", "form_version", "data"})
+
+
+def load_records(session: Session, ids: Iterable[str], *, reuse: bool = False) -> dict[str, RecordRow]:
+    """The records of ``ids`` that exist, by id. ``reuse``: a record this session holds already
+    (loaded, not expired, not deleted) is taken from it instead of read again; a query would
+    give that very object back, unchanged."""
     rows: dict[str, RecordRow] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    wanted = sorted(set(ids))
+    if reuse:
+        missing = []
+        for item in wanted:
+            held = session.identity_map.get(identity_key(RecordRow, item))
+            state = inspect(held) if held is not None else None
+            if state is not None and not state.deleted and not state.was_deleted and not (state.unloaded & _READ_FIELDS):
+                rows[item] = held
+            else:
+                missing.append(item)
+        wanted = missing
+    for chunk in _chunks(wanted):
         for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(chunk))):
             rows[row.id] = row
     return rows
@@ -97,15 +157,21 @@ def children(session: Session, form_key: str, field: str | None, record_id: str)
     return seen
 
 
-def parents(session: Session, field: str | None, row: RecordRow | None) -> list[str]:
-    """The record ``row``'s ``field`` points at, that one's, and so on (nearest first)."""
+def parents(session: Session, field: str | None, row: RecordRow | None,
+            data_of: Callable[[RecordRow], Mapping[str, Any]] = record_data,
+            held: dict[str, RecordRow] | None = None) -> list[str]:
+    """The record ``row``'s ``field`` points at, that one's, and so on (nearest first).
+    ``data_of`` gives a record's stored data (default: parsed again); ``held`` receives the
+    records read on the way (the session keeps a record only while someone refers to it)."""
     found: list[str] = []
     while field is not None and row is not None and len(found) < MAX_DEPTH:
-        parent = record_data(row).get(field)
+        parent = data_of(row).get(field)
         if not isinstance(parent, str) or parent in found or parent == row.id:
             break
         found.append(parent)
         row = session.get(RecordRow, parent)
+        if held is not None and row is not None:
+            held[row.id] = row
     return found
 
 
@@ -119,4 +185,4 @@ def latest_instances(session: Session, record_ids: Iterable[str]) -> dict[str, I
     return latest
 
 
-__all__ = ["MAX_DEPTH", "children", "children_many", "latest_instances", "load_records", "parents", "record_data", "referring_ids", "referring_many"]
+__all__ = ["MAX_DEPTH", "RelatedIndex", "children", "children_many", "latest_instances", "load_records", "parents", "record_data", "referring_ids", "referring_many"]

@@ -31,7 +31,10 @@ class Insight:
 
     def read(self, row: RecordRow) -> dict[str, Any]:
         """A record's data as tag rules and aggregates see it: its sensitive values opened."""
-        data: dict[str, Any] = loads(row.data)
+        return self._open(row, loads(row.data))
+
+    def _open(self, row: RecordRow, data: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`read` of the record's stored ``data`` already parsed (left unchanged)."""
         if self.vault is None:
             return data
         opened: dict[str, Any] = self.vault.for_reading(self.registry.form(row.form_key, row.form_version),
@@ -58,12 +61,14 @@ class Insight:
                 triggers.fire(session, trigger, record_id, data, actor=actor, now=now, registry=self.registry,
                               supervisors=self.supervisors, on_write=self.after_record_write, depth=depth,
                               vault=self.vault)
-        if event == "record.created":  # an instance it started may have completed at once (rule-only steps)
+        if event == "record.created" and triggers.matching(catalog, "instance.completed", form_key):
+            # an instance it started may have completed at once (rule-only steps)
             for instance in session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id,
                                                                       InstanceRow.status == "completed")):
                 self._completed(session, catalog, form_key, record_id, data, instance, actor, now)
         session.flush()
-        ids = tagging.affected(session, catalog, form_key, record_id, data, before)
+        held: dict[str, RecordRow] = {}  # kept referred to, so recompute finds them in the session
+        ids = tagging.affected(session, catalog, form_key, record_id, data, before, held=held)
         tagging.recompute(session, catalog, ids, now, f"{event}:{record_id}", read=self.read)
         session.flush()
 
@@ -102,12 +107,13 @@ class Insight:
                     withhold(session)
                 now = self.clock.now()
                 rows = {row.id: row for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(chunk)))}
-                self.lock_before_write(session, "record.created", form_key, [self.read(row) for row in rows.values()])
+                opened = {record_id: self.read(row) for record_id, row in rows.items()}
+                self.lock_before_write(session, "record.created", form_key, list(opened.values()))
                 for record_id in chunk:  # file order; an id not stored was a rejected or retried row
                     row = rows.get(record_id)
                     if row is None:
                         continue
-                    data = self.read(row)
+                    data = opened[record_id]
                     hit = False
                     for trigger in created:
                         if triggers.holds(trigger, data):
@@ -116,9 +122,10 @@ class Insight:
                                           registry=self.registry, supervisors=self.supervisors,
                                           on_write=self.after_record_write, depth=0, vault=self.vault)
                     session.flush()
-                    for instance in session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id,
-                                                                              InstanceRow.status == "completed")):
-                        self._completed(session, catalog, form_key, record_id, data, instance, actor, now)
+                    if completed:  # else no instance.completed trigger could fire for them
+                        for instance in session.scalars(select(InstanceRow).where(InstanceRow.record_id == record_id,
+                                                                                  InstanceRow.status == "completed")):
+                            self._completed(session, catalog, form_key, record_id, data, instance, actor, now)
                     fired += hit
         return fired
 
@@ -175,18 +182,37 @@ class Insight:
 
     def recompute_records(self, form_key: str, record_ids: list[str]) -> int:
         """Recompute the tags a write of these records of ``form_key`` may change (used after an
-        import, whose rows are written in batches without the per-record hooks)."""
+        import, whose rows are written in batches without the per-record hooks). Per batch of
+        :data:`tagging.BATCH` records, each stored record is parsed once (for
+        ``tagging.affected`` and for the tags alike), and the records their references and
+        parents point at are read together (``tagging.prefetch_affected``)."""
         changes = 0
         for start in range(0, len(record_ids), tagging.BATCH):
             with self.db.transaction() as session:
                 catalog = self.current(session)
                 if not catalog.tags:
                     return 0
+                stored: dict[str, dict[str, Any]] = {}
+                opened: dict[str, dict[str, Any]] = {}
+
+                def data_of(row: RecordRow) -> dict[str, Any]:
+                    if row.id not in stored:
+                        stored[row.id] = loads(row.data)
+                    return stored[row.id]
+
+                def read(row: RecordRow) -> dict[str, Any]:
+                    if row.id not in opened:
+                        opened[row.id] = self._open(row, data_of(row))
+                    return opened[row.id]
+
+                rows = list(session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + tagging.BATCH]))))
+                held = tagging.prefetch_affected(session, catalog, form_key, rows, data_of)  # kept: found in the session
                 ids: list[str] = []
-                for row in session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + tagging.BATCH]))):
-                    ids += tagging.affected(session, catalog, form_key, row.id, loads(row.data))
+                for row in rows:
+                    ids += tagging.affected(session, catalog, form_key, row.id, data_of(row), data_of=data_of)
                 changes += len(tagging.recompute(session, catalog, list(dict.fromkeys(ids)), self.clock.now(),
-                                                 f"import:{form_key}", read=self.read))
+                                                 f"import:{form_key}", read=read))
+                del held
         return changes
 
     def now(self) -> datetime:

@@ -36,15 +36,27 @@ class TagChange:
 
 
 def affected(session: Session, catalog: Catalog, form_key: str, record_id: str,
-             data: Mapping[str, Any], before: Mapping[str, Any] | None = None) -> list[str]:
-    """The records whose tags a write of ``record_id`` may change (tagged forms only)."""
+             data: Mapping[str, Any], before: Mapping[str, Any] | None = None,
+             data_of: Callable[[RecordRow], Mapping[str, Any]] = graph.record_data,
+             held: dict[str, RecordRow] | None = None) -> list[str]:
+    """The records whose tags a write of ``record_id`` may change (tagged forms only).
+    ``data_of`` gives a record's stored data, for following its parents (default: parsed);
+    ``held`` receives the records read on the way, for :func:`recompute` to find them in the
+    session instead of reading them again."""
     ids: list[str] = []
     tagged = {tag.form for tag in catalog.tags}
+
+    def get(item: str) -> RecordRow | None:
+        row = session.get(RecordRow, item)
+        if held is not None and row is not None:
+            held[row.id] = row
+        return row
+
     if form_key in tagged:
         ids.append(record_id)
         profile = catalog.profile_of(form_key)
         if profile is not None:
-            ids += graph.parents(session, profile.children, session.get(RecordRow, record_id))
+            ids += graph.parents(session, profile.children, get(record_id), data_of, held)
     for field, target in catalog.refs.get(form_key, {}).items():
         if target not in tagged:
             continue
@@ -53,8 +65,42 @@ def affected(session: Session, catalog: Catalog, form_key: str, record_id: str,
             if isinstance(value, str):
                 ids.append(value)
                 if profile is not None:
-                    ids += graph.parents(session, profile.children, session.get(RecordRow, value))
+                    ids += graph.parents(session, profile.children, get(value), data_of, held)
     return list(dict.fromkeys(ids))
+
+
+def prefetch_affected(session: Session, catalog: Catalog, form_key: str, rows: Iterable[RecordRow],
+                      data_of: Callable[[RecordRow], Mapping[str, Any]]) -> list[RecordRow]:
+    """Read, one query per level (per chunk of ids), the records :func:`affected` will look up
+    for these stored records of ``form_key`` (the records their references point at, and the
+    parents of those and of them), so that its lookups find them in the session while the
+    caller holds the list returned. Only reads: what it misses, :func:`affected` reads itself."""
+    tagged = {tag.form for tag in catalog.tags}
+    refs = [(field, target) for field, target in catalog.refs.get(form_key, {}).items() if target in tagged]
+    own = catalog.profile_of(form_key) if form_key in tagged else None
+    level: list[RecordRow] = list(rows)
+    wanted: set[str] = set()
+    for row in level:
+        data = data_of(row)
+        wanted.update(value for field, _target in refs if isinstance(value := data.get(field), str))
+        if own is not None and own.children is not None:
+            parent = data.get(own.children)
+            if isinstance(parent, str):
+                wanted.add(parent)
+    held: list[RecordRow] = []
+    for _ in range(graph.MAX_DEPTH):
+        if not wanted:
+            break
+        found = graph.load_records(session, wanted, reuse=True)
+        held += found.values()
+        wanted = set()
+        for row in found.values():
+            profile = catalog.profile_of(row.form_key)
+            if profile is not None and profile.children is not None:
+                parent = data_of(row).get(profile.children)
+                if isinstance(parent, str) and parent not in found:
+                    wanted.add(parent)
+    return held
 
 
 BATCH = 500
@@ -66,24 +112,30 @@ def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now
               read: Callable[[RecordRow], dict[str, Any]] = graph.record_data) -> list[TagChange]:
     """Evaluate the tags of ``record_ids`` and store what changed; returns the changes. ``read``
     gives a record's data with its sensitive values opened. Batched: per :data:`BATCH` records,
-    one read of the records, of their current tags and of each profile's aggregates
+    one read of the records (those this session holds already are not read again), of their
+    current tags and of each profile's aggregates that the batch's tags read
     (aggregates.compute_many); the outcome is that of :func:`recompute_each`."""
     changes: list[TagChange] = []
     ordered = list(dict.fromkeys(record_ids))
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start:start + BATCH]
-        rows = graph.load_records(session, chunk)
+        rows = graph.load_records(session, chunk, reuse=True)
         tagged = [rows[item] for item in chunk if item in rows and catalog.tags_of(rows[item].form_key)]
         if not tagged:
             continue
         needs: dict[str, list[str]] = {}
+        names: dict[str, set[str] | None] = {}
         for row in tagged:
             for tag in catalog.tags_of(row.form_key):
                 if tag.reads_aggregates and tag.profile in catalog.profiles:
                     needs.setdefault(tag.profile, [])
                     if not needs[tag.profile] or needs[tag.profile][-1] != row.id:
                         needs[tag.profile].append(row.id)
-        figures = {name: aggregate_values.compute_many(session, catalog.profiles[name], ids, now, read=read)
+                    read_here = aggregates_read(tag, catalog.profiles[tag.profile])
+                    known = names.setdefault(tag.profile, set())
+                    names[tag.profile] = None if known is None or read_here is None else known | read_here
+        figures = {name: aggregate_values.compute_many(session, catalog.profiles[name], ids, now, read=read,
+                                                       names=names[name])
                    for name, ids in needs.items()}
         current = tags_of(session, [row.id for row in tagged])
         for row in tagged:
@@ -91,6 +143,25 @@ def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now
                               {name: found[row.id] for name, found in figures.items() if row.id in found},
                               {item.tag: item for item in current.get(row.id, [])}, now, cause)
     return changes
+
+
+def aggregates_read(tag: Any, profile: Any) -> frozenset[str] | None:
+    """The names of ``profile``'s aggregates that ``tag``'s rule may read (``agg.<name>``), or
+    None when it may read them all (the whole ``agg`` object, the whole data, a computed name).
+    A rule sees the figures it reads, so computing only these changes no verdict."""
+    if getattr(tag.rule, "_reads", None) is None:
+        return None  # the rule engine could not list what the rule reads
+    names = [aggregate.name for aggregate in profile.aggregates]
+    found: set[str] = set()
+    for use in tag.rule.variables:
+        head, dot, rest = use.name.partition(".")
+        if use.name == "" or (head == AGG_VAR and not (dot and rest)):
+            return None
+        if head != AGG_VAR:
+            continue
+        found.update(name for name in names
+                     if rest == name or rest.startswith(name + ".") or name.startswith(rest + "."))
+    return frozenset(found)
 
 
 def recompute_each(session: Session, catalog: Catalog, record_ids: Iterable[str], now: datetime, cause: str,
@@ -169,4 +240,4 @@ def history(session: Session, record_ids: Iterable[str], limit: int = 200) -> li
                                 .order_by(TagChangeRow.id.desc()).limit(limit)))
 
 
-__all__ = ["BATCH", "TagChange", "affected", "history", "recompute", "recompute_each", "tags_of"]
+__all__ = ["BATCH", "TagChange", "affected", "aggregates_read", "history", "prefetch_affected", "recompute", "recompute_each", "tags_of"]
