@@ -19,7 +19,7 @@ from engine.rules.exact import (
     ExactError,
     NotExact,
     compile_exact,
-    compile_exact_iterating,
+    compile_iterating,
     uses_only_exact_operators,
 )
 from engine.rules.limits import MAX_RULE_DEPTH, MAX_RULE_NODES, OPS_BUDGET
@@ -78,6 +78,10 @@ class CompiledRule:
     _reads: frozenset[str] | None = None
     """The top-level names the rule can read (see :func:`_top_level_reads`); None: it may read
     the whole data, which then goes to the native core as it is."""
+    _native_errors: bool = False
+    """An error of the decimal evaluator (a division by zero) hands the rule to the native core,
+    which fails with its own error: rules that iterate (see
+    :func:`engine.rules.exact.compile_exact_iterating`)."""
 
     def evaluate(self, data: dict[str, Any]) -> Any:
         """Evaluate against ``data``; numbers in the result come back as ``Decimal``/``int``.
@@ -88,17 +92,32 @@ class CompiledRule:
             except NotExact:
                 pass
             except ExactError as exc:
-                raise RuleError(str(exc)) from None
+                if not self._native_errors:
+                    raise RuleError(str(exc)) from None
         reads = self._reads
         if reads is not None and type(data) is dict:
-            # Only what the rule reads is converted and handed over, not the whole record.
-            data = {name: data[name] for name in reads if name in data}
+            # Only what the rule reads is converted and handed over, not the whole record; a
+            # text, a bool, null or a 64-bit integer is handed over as it is (as _plain does).
+            native: Any = {}
+            for name in reads:
+                if name in data:
+                    value = data[name]
+                    kind = type(value)
+                    if kind is str or kind is bool or value is None or (kind is int and -_I64 <= value < _I64):
+                        native[name] = value
+                    else:
+                        native[name] = _plain(value)
+        else:
+            native = _native_json(data)
         try:
-            result = self._compiled.evaluate(_native_json(data))
+            result = self._compiled.evaluate(native)
         except BaseException as exc:  # noqa: BLE001 - the native core may raise anything; fail closed
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             raise RuleError(str(exc)) from None
+        kind = type(result)
+        if kind is bool or kind is str or kind is int or result is None:
+            return result  # as _from_native, which only changes floats, lists and objects
         return _from_native(result)
 
     def holds(self, data: dict[str, Any]) -> bool:
@@ -147,9 +166,10 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
     if unseen:
         detail = f"the rule reads {unseen[0]!r} in a way the field check cannot follow"
         return None, [Issue(pointer, "definition.bad_rule", {"detail": detail})]
-    evaluator = compile_exact(rule) if uses_only_exact_operators(rule) else compile_exact_iterating(rule)
+    iterating = not uses_only_exact_operators(rule)
+    evaluator = compile_iterating(rule) if iterating else compile_exact(rule)
     return CompiledRule(rule, tuple(variables), compiled, evaluator is not None, evaluator,
-                        _top_level_reads(compiled, variables)), []
+                        _top_level_reads(compiled, variables), iterating), []
 
 
 def rule_variables(rule: CompiledRule) -> tuple[VariableUse, ...]:

@@ -590,10 +590,9 @@ def compile_exact_iterating(rule: Any) -> Evaluator | None:
     iterations answer as over ``[]``; an array that is not a list, or one too long for
     :data:`_ITERATION_OPS`, hands the rule to the core. Any error (a division by zero) does too,
     so that the rule fails with the core's own error, as it did before this evaluator took it."""
-    count = [0]
-    if not _iterating_ok(rule, None, count) or not 0 < count[0] <= _MAX_ITERATIONS:
+    inner = compile_iterating(rule)
+    if inner is None:
         return None
-    inner = _build(rule)
 
     def evaluate(data: Any) -> Any:
         try:
@@ -602,6 +601,15 @@ def compile_exact_iterating(rule: Any) -> Evaluator | None:
             raise NotExact() from None
 
     return evaluate
+
+
+def compile_iterating(rule: Any) -> Evaluator | None:
+    """:func:`compile_exact_iterating` without turning :class:`ExactError` into
+    :class:`NotExact`: the caller does (``CompiledRule._native_errors``)."""
+    count = [0]
+    if not _iterating_ok(rule, None, count) or not 0 < count[0] <= _MAX_ITERATIONS:
+        return None
+    return _build(rule)
 
 
 def _iterating_ok(node: Any, body: str | None, count: list[int]) -> bool:
@@ -672,6 +680,9 @@ def _build_iteration(operator: str, raw: Any) -> Evaluator:
     if operator == "reduce":
         return _build_reduce(items_of, raw[1], _build(raw[2]))
     body = _build(raw[1])
+    compared = _field_against_literal(raw[1])
+    if compared is not None and operator in ("some", "all", "none"):
+        return _build_quantifier(operator, items_of, body, *compared)
     if operator == "map":
         return lambda data: [body(item) for item in items_of(data)]
     if operator == "filter":
@@ -706,6 +717,51 @@ def _build_iteration(operator: str, raw: Any) -> Evaluator:
         return True
 
     return none
+
+
+def _field_against_literal(rule: Any) -> tuple[str, Callable[[Any, Any], bool], Any] | None:
+    """(field, test, number) for a per-item rule ``{">": [{"var": "field"}, number]}``."""
+    if not isinstance(rule, dict) or len(rule) != 1:
+        return None
+    ((operator, args),) = rule.items()
+    test = _COMPARISONS.get(operator)
+    if test is None or not isinstance(args, list) or len(args) != 2 or type(args[1]) not in (int, Decimal):
+        return None
+    read = args[0]
+    if not isinstance(read, dict) or len(read) != 1 or "var" not in read:
+        return None
+    name = read["var"]
+    if isinstance(name, list):
+        name = name[0] if len(name) == 1 else None
+    if not isinstance(name, str) or name == "" or "." in name:
+        return None
+    return name, test, args[1]
+
+
+def _build_quantifier(operator: str, items_of: Callable[[Any], list[Any]], body: Evaluator, field: str,
+                      test: Callable[[Any, Any], bool], literal: Any) -> Evaluator:
+    """`some`/`all`/`none` of ``{op: [{"var": field}, literal]}``: a number in a field of an
+    object item is compared in the loop; any other item goes through ``body`` (which decides it,
+    or hands the rule to the native core)."""
+    wanted = operator != "all"  # the answer of the per-item rule that ends the loop
+
+    def quantify(data: Any) -> bool:
+        items = items_of(data)
+        if operator == "all" and not items:
+            return False  # as in the core
+        for item in items:
+            if type(item) is dict:
+                left = item.get(field)
+                kind = type(left)
+                if kind is Decimal or kind is int:
+                    if test(left, literal) is wanted:
+                        return operator == "some"
+                    continue
+            if body(item) is wanted:  # a comparison answers True or False
+                return operator == "some"
+        return operator != "some"
+
+    return quantify
 
 
 def _reads_accumulator(node: Any) -> bool:
@@ -768,20 +824,24 @@ def _build_sum(items_of: Callable[[Any], list[Any]], term: Evaluator, initial: E
         if not items:
             return value
         start = _exact_number(value)
-        numbers = [_exact_number(term_of(item)) for item in items]
+        value = start
         try:
             # exact (nothing rounded): the same value as step by step, and the same int or
             # Decimal once _result takes it (the steps' ints change no value, and an exponent
             # of 0 from the identity only matters when every exponent is >= 0: an int either way)
-            value = start
-            for number in numbers:
+            for item in items:
+                number = item.get(field) if field is not None and type(item) is dict else term({"current": item})
+                kind = type(number)
+                if kind is not Decimal and kind is not int:
+                    number = _number(number)
                 value = unrounded(value, number)
             return _result(value)
         except ArithmeticError:
             pass
         value = start
         try:
-            for number in numbers:
+            for item in items:
+                number = _exact_number(term_of(item))
                 # as _build_arithmetic's `+` of [x, accumulator] from the identity: 0 + x + accumulator
                 value = add(add(_ZERO, value), number) if accumulator_first else add(add(_ZERO, number), value)
         except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:

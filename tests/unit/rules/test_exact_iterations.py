@@ -205,3 +205,20 @@ def test_two_operand_arithmetic_answers_as_the_general_one() -> None:
         compared = compile_exact({"<": [{operator: [{"var": "a"}, {"var": "b"}]}, 0]})
         if expected != "error":
             assert compared({"a": a, "b": b}) is (expected < 0)
+
+
+def test_quantifiers_over_a_field_agree_with_the_native_core() -> None:
+    draw = random.Random(21)
+    choices: list[Any] = [0, 5, -5, 1000, None, "5", True, [5], {"amount": 5}]
+    for _ in range(1500):
+        operator = draw.choice(["some", "all", "none"])
+        test = draw.choice([">", ">=", "<", "<="])
+        rule = {operator: [{"var": "items"}, {test: [{"var": draw.choice(["amount", ["amount"]])}, draw.choice([5, 0, -1])]}]}
+        items: list[Any] = []
+        for _ in range(draw.randrange(5)):
+            roll = draw.random()
+            items.append({"amount": draw.choice(choices)} if roll < 0.7 else {} if roll < 0.8 else draw.choice(choices))
+        compiled = _compiled(rule)
+        assert compiled.exact
+        data = {"items": items}
+        assert _engine_answer(compiled, data) == _native_answer(compiled, data), (rule, items)
