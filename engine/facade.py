@@ -913,7 +913,9 @@ class Engine:
                 ).one_or_none()
                 if instance is None:
                     raise NotFound("instance.not_found", params={"id": instance_id})
-                if access.restricted and not record_visible(session, access, instance.record_id):
+                spec = self.registry.process(instance.process_key, instance.process_version)
+                if access.restricted and not record_visible(session, access, instance.record_id,
+                                                            spec.form if spec is not None else None):
                     # a case of a record outside the caller's scope does not exist for it
                     raise _marked(NotFound("task.not_found" if task_id is not None else "instance.not_found",
                                            params={"id": task_id if task_id is not None else instance_id}),
@@ -933,7 +935,6 @@ class Engine:
                                       "task.act", f"task:{task.id}")
                 if instance.status != "active":
                     raise Conflict("instance.not_active", params={"status": instance.status})
-                spec = self.registry.process(instance.process_key, instance.process_version)
                 record = session.get(RecordRow, instance.record_id)
                 if spec is None or record is None:
                     raise NotFound("instance.not_found", params={"id": instance.id})
@@ -1060,7 +1061,8 @@ class Engine:
             raise _marked(NotFound("instance.not_found", params={"id": instance.id}),
                           "instance.read", f"instance:{instance.id}")
         access = self.access(actor)
-        if access.restricted and not record_visible(session, access, instance.record_id):
+        if access.restricted and not record_visible(session, access, instance.record_id,
+                                                    spec.form if spec is not None else None):
             raise _marked(NotFound("instance.not_found", params={"id": instance.id}),  # outside the caller's scope
                           "instance.read", f"instance:{instance.id}")
         return spec, tasks, events, view
