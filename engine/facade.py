@@ -902,17 +902,20 @@ class Engine:
         try:
             with self._denials(actor), self.db.transaction() as session:
                 task = None
-
-                if task_id is not None:
-                    task = session.get(TaskRow, task_id)
-                    if task is None:
-                        raise NotFound("task.not_found", params={"id": task_id})
-                    instance_id = task.instance_id
-                instance = session.scalars(
-                    select(InstanceRow).where(InstanceRow.id == instance_id).with_for_update()
-                ).one_or_none()
+                # The instance is locked first (through its task's id), then the task read under
+                # the lock: a racing action that committed meanwhile is seen.
+                locked = InstanceRow.id == (instance_id if task_id is None else
+                                            select(TaskRow.instance_id).where(TaskRow.id == task_id).scalar_subquery())
+                instance = session.scalars(select(InstanceRow).where(locked).with_for_update()).one_or_none()
+                if instance is None and task_id is not None:
+                    raise NotFound("task.not_found", params={"id": task_id})
                 if instance is None:
                     raise NotFound("instance.not_found", params={"id": instance_id})
+                if task_id is not None:
+                    task = session.get(TaskRow, task_id)
+                    if task is None:  # gone since (tasks are never deleted: not seen, but refused the same)
+                        raise NotFound("task.not_found", params={"id": task_id})
+                    instance_id = task.instance_id
                 spec = self.registry.process(instance.process_key, instance.process_version)
                 if access.restricted and not record_visible(session, access, instance.record_id,
                                                             spec.form if spec is not None else None):
@@ -926,7 +929,6 @@ class Engine:
                     if earlier is not None:
                         return self._replay(session, earlier, actor)
                 if task is not None:
-                    session.refresh(task)  # re-read after the lock: a racing action may have committed
                     if task.status != TaskStatus.OPEN.value:
                         raise Conflict("task.not_open", params={"status": task.status})
                     if step_grant and not access.may_act(instance.process_key, task.state):
