@@ -288,7 +288,7 @@ def _build(node: Any) -> Evaluator:
         if operator in ("==", "==="):
             return lambda data: equal(left(data), right(data))
         return lambda data: not equal(left(data), right(data))
-    return _build_arithmetic(operator, [_build(arg) for arg in args])
+    return _build_arithmetic(operator, [_build(arg) for arg in args], nodes=args)
 
 
 def _equal_to_text(a: Any, text: str) -> bool:
@@ -497,61 +497,104 @@ _BINARY: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
     "+": _CONTEXT.add, "-": _CONTEXT.subtract, "*": _CONTEXT.multiply, "/": _QUOTIENT_CONTEXT.divide}
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
 def _build_operand(node: Any) -> Evaluator:
     """An operand of a comparison or an equality, where only its value counts: an arithmetic
     result is not turned into an int (see :func:`_result`), which changes no value."""
     if isinstance(node, dict) and len(node) == 1:
         ((operator, raw),) = node.items()
         if operator in _BINARY and isinstance(raw, list) and len(raw) == 2:
-            return _build_arithmetic(operator, [_build(arg) for arg in raw], canonical=False)
+            return _build_arithmetic(operator, [_build(arg) for arg in raw], canonical=False, nodes=raw)
     return _build(node)
 
 
-def _build_arithmetic(operator: str, operands: list[Evaluator], canonical: bool = True) -> Evaluator:
+def _field_name(node: Any) -> str | None:
+    """The name of ``{"var": "name"}`` (or ``["name"]``) without a dot or a default: a field that
+    :func:`_build_var` reads from a dict with ``data.get(name)``."""
+    if not isinstance(node, dict) or len(node) != 1 or "var" not in node:
+        return None
+    name = node["var"]
+    if isinstance(name, list):
+        name = name[0] if len(name) == 1 else None
+    if not isinstance(name, str) or name == "" or "." in name:
+        return None
+    return name
+
+
+def _build_arithmetic(operator: str, operands: list[Evaluator], canonical: bool = True,
+                      nodes: list[Any] | None = None) -> Evaluator:
+    """``nodes``: the operands as written, so that a field (a plain `var`) is read and a number
+    literal taken in place, without calling their evaluators (which would answer the same)."""
     binary = _BINARY.get(operator)
     if binary is not None and len(operands) == 2:
         first, second = operands
-        finish = _result if canonical else _same
-        if operator in ("+", "*"):
-            identity = Decimal(0) if operator == "+" else Decimal(1)
-            unrounded = _UNROUNDED_CONTEXT.add if operator == "+" else _UNROUNDED_CONTEXT.multiply
+        left_name = right_name = None
+        right_constant: Any = _ABSENT
+        if nodes is not None:
+            left_name, right_name = _field_name(nodes[0]), _field_name(nodes[1])
+            if type(nodes[1]) in (int, Decimal):
+                right_constant = nodes[1]
 
-            def from_identity(data: Any) -> Any:
-                left, right = first(data), second(data)  # both evaluated, then checked, as _arithmetic does
-                kind = type(left)
-                if kind is not Decimal and kind is not int:
-                    left = _number(left)
-                kind = type(right)
-                if kind is not Decimal and kind is not int:
-                    right = _number(right)
-                try:
-                    return finish(unrounded(left, right))  # exact: as from the identity
-                except ArithmeticError:
-                    pass
-                try:
-                    # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
-                    return finish(binary(binary(identity, left), right))
-                except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
-                    raise ExactError(f"{operator}: {type(exc).__name__}") from None
-
-            return from_identity
-
-        def apply(data: Any) -> Any:
-            left, right = first(data), second(data)  # both evaluated, then checked, as _arithmetic does
+        def operands_of(data: Any) -> tuple[Any, Any]:
+            # both evaluated, then checked, as _arithmetic does
+            if type(data) is dict:
+                left = data.get(left_name) if left_name is not None else first(data)
+                if right_constant is not _ABSENT:
+                    right = right_constant
+                else:
+                    right = data.get(right_name) if right_name is not None else second(data)
+            else:
+                left, right = first(data), second(data)
             kind = type(left)
             if kind is not Decimal and kind is not int:
                 left = _number(left)
             kind = type(right)
             if kind is not Decimal and kind is not int:
                 right = _number(right)
+            return left, right
+
+        if left_name is None and right_name is None and right_constant is _ABSENT:
+            def operands_of(data: Any) -> tuple[Any, Any]:  # noqa: F811 - the general case
+                left, right = first(data), second(data)
+                kind = type(left)
+                if kind is not Decimal and kind is not int:
+                    left = _number(left)
+                kind = type(right)
+                if kind is not Decimal and kind is not int:
+                    right = _number(right)
+                return left, right
+
+        if operator in ("+", "*"):
+            identity = Decimal(0) if operator == "+" else Decimal(1)
+            unrounded = _UNROUNDED_CONTEXT.add if operator == "+" else _UNROUNDED_CONTEXT.multiply
+
+            def from_identity(data: Any) -> Any:
+                left, right = operands_of(data)
+                try:
+                    value = unrounded(left, right)  # exact: as from the identity
+                except ArithmeticError:
+                    pass
+                else:
+                    if canonical and not value.same_quantum(_CENT):  # _result keeps those as they are
+                        return _result(value)
+                    return value
+                try:
+                    # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
+                    value = binary(binary(identity, left), right)
+                except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
+                    raise ExactError(f"{operator}: {type(exc).__name__}") from None
+                return _result(value) if canonical else value
+
+            return from_identity
+
+        def apply(data: Any) -> Any:
+            left, right = operands_of(data)
             try:
-                return finish(binary(left, right))
+                value = binary(left, right)
             except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
                 raise ExactError(f"{operator}: {type(exc).__name__}") from None
+            if canonical and not value.same_quantum(_CENT):  # _result keeps those as they are
+                return _result(value)
+            return value
 
         return apply
     return lambda data: _arithmetic(operator, [operand(data) for operand in operands])
