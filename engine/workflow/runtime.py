@@ -19,8 +19,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound
 from engine.jsoncodec import dumps, loads
@@ -45,6 +46,25 @@ MAX_TASKS_PER_STATE = 200
 URGE_INTERVAL = timedelta(hours=1)
 
 Token = dict[str, Any]
+
+_TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
+_TIMERS: Table = TimerRow.__table__  # type: ignore[assignment]
+_COMPLETE_TASK = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("for_task"), _TASKS.c.status == TaskStatus.OPEN.value,
+           _TASKS.c.row_version == bindparam("seen_version"))
+    .values(status=TaskStatus.COMPLETED.value, action=bindparam("new_action"), acted_by=bindparam("new_actor"),
+            comment=bindparam("new_comment"), completed_at=bindparam("new_at", type_=_TASKS.c.completed_at.type),
+            row_version=_TASKS.c.row_version + 1)
+)
+"""Complete a task only while it is open at the version read: the loser of a race matches no row.
+Built once (a Core statement: no ORM bookkeeping per step); :meth:`Runner._complete` keeps the
+task object in step with what it wrote."""
+_CANCEL_TIMERS = (
+    update(_TIMERS)
+    .where(_TIMERS.c.task_id == bindparam("for_task"), _TIMERS.c.status == "pending")
+    .values(status="cancelled", fired_at=bindparam("new_at", type_=_TIMERS.c.fired_at.type))
+)
 
 
 class ProcessStuck(Exception):
@@ -648,15 +668,18 @@ class Runner:
         return self.now + duration
 
     def _complete(self, task: TaskRow, action: str, actor: str, comment: str | None) -> None:
-        completed: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
-            update(TaskRow)
-            .where(TaskRow.id == task.id, TaskRow.status == TaskStatus.OPEN.value, TaskRow.row_version == task.row_version)
-            .values(status=TaskStatus.COMPLETED.value, action=action, acted_by=actor, comment=comment,
-                    completed_at=self.now, row_version=TaskRow.row_version + 1)
-            .execution_options(synchronize_session="fetch")
-        )
+        session = self.session
+        if session.autoflush:
+            session.flush()  # as an ORM statement would: what this transaction wrote is in the table
+        version = task.row_version
+        completed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            _COMPLETE_TASK, {"for_task": task.id, "seen_version": version, "new_action": action, "new_actor": actor,
+                             "new_comment": comment, "new_at": self.now})
         if completed.rowcount != 1:
             raise Conflict("task.conflict")
+        for name, value in (("status", TaskStatus.COMPLETED.value), ("action", action), ("acted_by", actor),
+                            ("comment", comment), ("completed_at", self.now), ("row_version", version + 1)):
+            set_committed_value(task, name, value)  # the row as written, nothing left to flush
         self._cancel_timers(task.id)
         self._change("task", task.id)
 
@@ -680,10 +703,10 @@ class Runner:
             self._close_entry(state_name, max(entries))
 
     def _cancel_timers(self, task_id: str) -> None:
-        self.session.execute(
-            update(TimerRow).where(TimerRow.task_id == task_id, TimerRow.status == "pending")
-            .values(status="cancelled", fired_at=self.now).execution_options(synchronize_session=False)
-        )
+        session = self.session
+        if session.autoflush:
+            session.flush()  # timers this transaction added are cancelled too
+        session.execute(_CANCEL_TIMERS, {"for_task": task_id, "new_at": self.now})
 
     def _already_signed(self, task: TaskRow, actor: Principal) -> bool:
         """Whether ``actor`` (in any letter case) signed this visit of the step already."""
