@@ -11,9 +11,10 @@ building, a banding ``if``, iterations over an array of items).
 
 engine: ``CompiledRule.evaluate(data)`` with ``data`` as the engine holds a record (parsed with
 exact decimals: amounts are ``Decimal``). That is what a form submission or a process step calls:
-the decimal evaluator for rules built from arithmetic and comparisons (falling back to the
-native core when a value is outside what it decides, e.g. dates compared as text), otherwise the
-native core after converting the data to plain JSON, and the result converted back.
+the decimal evaluator for rules built from arithmetic and comparisons, iterations over an array
+included (falling back to the native core when a value is outside what it decides), otherwise the
+native core after converting the fields the rule reads to plain JSON, and the result converted
+back.
 
 raw: ``datalogic_py.Engine().compile(rule)`` once, then ``.evaluate(data)`` with ``data`` parsed
 by ``json.loads`` (floats), i.e. the library alone.
