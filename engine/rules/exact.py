@@ -50,6 +50,7 @@ def _number(value: Any) -> Decimal:
 
 _CENT = Decimal("0.01")
 _ONE = Decimal(1)
+_INT_LIMIT = 10**100
 
 
 def _result(value: Decimal) -> Decimal | int:
@@ -534,8 +535,14 @@ def _build_arithmetic(operator: str, operands: list[Evaluator], canonical: bool 
             if type(nodes[1]) in (int, Decimal):
                 right_constant = nodes[1]
 
-        def operands_of(data: Any) -> tuple[Any, Any]:
-            # both evaluated, then checked, as _arithmetic does
+        # Two ints: the int result when it has at most 100 digits, as _CONTEXT computes it (exact,
+        # exponent 0, then an int from _result). A quotient is not an int: never here.
+        integral = {"+": _op.add, "-": _op.sub, "*": _op.mul}.get(operator)
+        identity = Decimal(0) if operator == "+" else Decimal(1) if operator == "*" else None
+        unrounded = {"+": _UNROUNDED_CONTEXT.add, "*": _UNROUNDED_CONTEXT.multiply}.get(operator)
+
+        def apply(data: Any) -> Any:
+            # both evaluated (a field read in place, a literal taken), then checked, as _arithmetic does
             if type(data) is dict:
                 left = data.get(left_name) if left_name is not None else first(data)
                 if right_constant is not _ABSENT:
@@ -544,31 +551,16 @@ def _build_arithmetic(operator: str, operands: list[Evaluator], canonical: bool 
                     right = data.get(right_name) if right_name is not None else second(data)
             else:
                 left, right = first(data), second(data)
-            kind = type(left)
+            kind, right_kind = type(left), type(right)
+            if kind is int and right_kind is int and integral is not None:
+                value = integral(left, right)
+                if -_INT_LIMIT < value < _INT_LIMIT:
+                    return value
             if kind is not Decimal and kind is not int:
                 left = _number(left)
-            kind = type(right)
-            if kind is not Decimal and kind is not int:
+            if right_kind is not Decimal and right_kind is not int:
                 right = _number(right)
-            return left, right
-
-        if left_name is None and right_name is None and right_constant is _ABSENT:
-            def operands_of(data: Any) -> tuple[Any, Any]:  # noqa: F811 - the general case
-                left, right = first(data), second(data)
-                kind = type(left)
-                if kind is not Decimal and kind is not int:
-                    left = _number(left)
-                kind = type(right)
-                if kind is not Decimal and kind is not int:
-                    right = _number(right)
-                return left, right
-
-        if operator in ("+", "*"):
-            identity = Decimal(0) if operator == "+" else Decimal(1)
-            unrounded = _UNROUNDED_CONTEXT.add if operator == "+" else _UNROUNDED_CONTEXT.multiply
-
-            def from_identity(data: Any) -> Any:
-                left, right = operands_of(data)
+            if unrounded is not None:
                 try:
                     value = unrounded(left, right)  # exact: as from the identity
                 except ArithmeticError:
@@ -577,19 +569,9 @@ def _build_arithmetic(operator: str, operands: list[Evaluator], canonical: bool 
                     if canonical and not value.same_quantum(_CENT):  # _result keeps those as they are
                         return _result(value)
                     return value
-                try:
-                    # as _arithmetic: from the identity (1 or 0), so the result's exponent is the same
-                    value = binary(binary(identity, left), right)
-                except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
-                    raise ExactError(f"{operator}: {type(exc).__name__}") from None
-                return _result(value) if canonical else value
-
-            return from_identity
-
-        def apply(data: Any) -> Any:
-            left, right = operands_of(data)
             try:
-                value = binary(left, right)
+                # + and * as _arithmetic: from the identity (0 or 1), so the result's exponent is the same
+                value = binary(binary(identity, left), right) if identity is not None else binary(left, right)
             except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow) as exc:
                 raise ExactError(f"{operator}: {type(exc).__name__}") from None
             if canonical and not value.same_quantum(_CENT):  # _result keeps those as they are
