@@ -222,7 +222,22 @@ def _scenario(engine: Engine, fleet: Any, receiver: Receiver) -> None:
         held_timers = _count(session, TimerRow, TimerRow.status == "pending", TimerRow.leased_until > now)
     assert held, "the killed worker held no claimed message"
 
-    # Everything still pending comes due, including what the killed worker had claimed.
+    # Workers killed while holding timers: every SLA timer of the cases opened since day 4 comes
+    # due at once; the moment the database shows timers claimed and not yet fired, both workers
+    # are killed. Their claims stay fenced until the lease ends; then the restarted workers fire
+    # each exactly once.
+    later = T0 + timedelta(days=20)
+    fleet.set_time(later)
+    poll(lambda: bool(_claimed_timers(engine, later)), timeout=120, every=0.01, what="a worker holding claimed timers")
+    fleet.kill("worker-1")
+    fleet.kill("worker-2")
+    claimed_timers = _claimed_timers(engine, later)
+    assert claimed_timers, "the killed workers held no claimed timer"
+    fleet.start_worker("worker-1")
+    fleet.start_worker("worker-2")
+    watch.lap("workers killed holding timers")
+
+    # Everything still pending comes due, including what the killed workers had claimed.
     end = T0 + timedelta(days=30)
     fleet.set_time(end)
 
@@ -236,7 +251,18 @@ def _scenario(engine: Engine, fleet: Any, receiver: Receiver) -> None:
     watch.lap("settled")
     _check(engine, ledger, receiver, end)
     assert held <= set(receiver.keys())  # the killed worker's messages went out after its lease
-    print(f"crash: the killed worker held {len(held)} messages and {held_timers} timers; all completed later; {watch}")
+    with engine.db.read() as session:
+        after_lease = Counter(session.scalars(select(TimerRow.status).where(TimerRow.id.in_(claimed_timers))).all())
+    assert after_lease["pending"] == 0 and after_lease["fired"] >= 1, after_lease  # (fired once each: see _check)
+    print(f"crash: the killed worker held {len(held)} messages and {held_timers} timers; the workers killed later "
+          f"held {len(claimed_timers)} timers ({dict(after_lease)} after their lease); all completed later; {watch}")
+
+
+def _claimed_timers(engine: Engine, now: datetime) -> set[int]:
+    """Timers a worker has claimed (leased past ``now``) and not fired yet."""
+    with engine.db.read() as session:
+        return set(session.scalars(select(TimerRow.id).where(
+            TimerRow.status == "pending", TimerRow.lease_token.is_not(None), TimerRow.leased_until > now)).all())
 
 
 def _fired(engine: Engine) -> int:
