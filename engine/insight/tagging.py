@@ -123,26 +123,61 @@ def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now
         tagged = [rows[item] for item in chunk if item in rows and catalog.tags_of(rows[item].form_key)]
         if not tagged:
             continue
+        plans: dict[str, _Plan] = {}
         needs: dict[str, list[str]] = {}
         names: dict[str, set[str] | None] = {}
         for row in tagged:
-            for tag in catalog.tags_of(row.form_key):
-                if tag.reads_aggregates and tag.profile in catalog.profiles:
-                    needs.setdefault(tag.profile, [])
-                    if not needs[tag.profile] or needs[tag.profile][-1] != row.id:
-                        needs[tag.profile].append(row.id)
-                    read_here = aggregates_read(tag, catalog.profiles[tag.profile])
-                    known = names.setdefault(tag.profile, set())
-                    names[tag.profile] = None if known is None or read_here is None else known | read_here
+            plan = plans.get(row.form_key)
+            if plan is None:
+                plan = plans[row.form_key] = _plan(catalog, row.form_key)
+                for profile, wanted in plan.aggregates.items():
+                    known = names.setdefault(profile, set())
+                    names[profile] = None if known is None or wanted is None else known | wanted
+            for profile in plan.aggregates:
+                needs.setdefault(profile, []).append(row.id)
         figures = {name: aggregate_values.compute_many(session, catalog.profiles[name], ids, now, read=read,
                                                        names=names[name])
                    for name, ids in needs.items()}
         current = tags_of(session, [row.id for row in tagged])
         for row in tagged:
-            changes += _store(session, catalog.tags_of(row.form_key), row, read(row),
+            plan = plans[row.form_key]
+            changes += _store(session, plan.tags, row, read(row) if plan.reads_data else {},
                               {name: found[row.id] for name, found in figures.items() if row.id in found},
                               {item.tag: item for item in current.get(row.id, [])}, now, cause)
     return changes
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What evaluating the tags of one form's records takes."""
+
+    tags: tuple[Any, ...]
+    aggregates: dict[str, frozenset[str] | None]
+    """Profile -> the names of its aggregates the tags read (None: all)."""
+    reads_data: bool
+    """Whether a tag reads the record's own data (not only ``agg``): else it is not opened."""
+
+
+def _plan(catalog: Catalog, form_key: str) -> _Plan:
+    tags = catalog.tags_of(form_key)
+    wanted: dict[str, frozenset[str] | None] = {}
+    for tag in tags:
+        if tag.reads_aggregates and tag.profile in catalog.profiles:
+            here = aggregates_read(tag, catalog.profiles[tag.profile])
+            known = wanted.get(tag.profile, frozenset())
+            wanted[tag.profile] = None if known is None or here is None else known | here
+    return _Plan(tags, wanted, any(_reads_data(tag) for tag in tags))
+
+
+def _reads_data(tag: Any) -> bool:
+    """Whether ``tag``'s rule may read anything but ``agg`` (which the tag's context sets over
+    any ``agg`` field of the record): a rule reading only ``agg.*`` gives the same verdict
+    whatever the record holds."""
+    reads = getattr(tag.rule, "_reads", None)
+    if reads is None:
+        return True
+    return any(name.split(".", 1)[0] != AGG_VAR for name in reads) or any(
+        use.name.split(".", 1)[0] != AGG_VAR for use in tag.rule.variables)
 
 
 def aggregates_read(tag: Any, profile: Any) -> frozenset[str] | None:

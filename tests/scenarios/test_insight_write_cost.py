@@ -78,6 +78,9 @@ def test_only_the_aggregates_a_tag_reads_are_computed(engine: Engine) -> None:
     assert tagging.aggregates_read(tag({"!!": [{"var": "agg"}]}), profile) is None  # the whole object
     assert tagging.aggregates_read(tag({"!!": [{"var": ""}]}), profile) is None  # the whole data
     assert tagging.aggregates_read(tag({"==": [{"var": "company_name"}, "x"]}), profile) == frozenset()
+    assert tagging._reads_data(tag({"==": [{"var": "company_name"}, "x"]}))  # the record is opened for it
+    assert tagging._reads_data(tag({"!!": [{"var": ""}]}))
+    assert not tagging._reads_data(tag({">=": [{"var": "agg.complaints_90d"}, 1]}))  # the bank's tags
     assert tagging.aggregates_read(tag({">": [{"var": "agg.applications"}, {"var": ["agg.flow_alerts_90d", 0]}]}),
                                    profile) == {"applications", "flow_alerts_90d"}
 
