@@ -4,9 +4,10 @@ The native evaluator computes in binary floating point: ``0.10 + 0.20`` is
 ``0.30000000000000004`` there, and a rise of exactly 10.005 % can round to 10.00 and slip under
 an approval threshold. Money must not take that path. Rules built only from the operators below
 are evaluated here, with decimals. When a value falls outside what this evaluator decides
-exactly (text in arithmetic, comparisons with ``null``, arrays), it gives up with
-:class:`NotExact` and the caller evaluates the whole rule natively, so the JSONLogic semantics
-of those cases stay the native evaluator's.
+exactly (text in arithmetic, comparisons with ``null``, arrays other than those iterated over,
+see :func:`compile_exact_iterating`), it gives up with :class:`NotExact` and the caller
+evaluates the whole rule natively, so the JSONLogic semantics of those cases stay the native
+evaluator's.
 """
 from __future__ import annotations
 
@@ -752,15 +753,8 @@ def _field_against_literal(rule: Any) -> tuple[str, Callable[[Any, Any], bool], 
     test = _COMPARISONS.get(operator)
     if test is None or not isinstance(args, list) or len(args) != 2 or type(args[1]) not in (int, Decimal):
         return None
-    read = args[0]
-    if not isinstance(read, dict) or len(read) != 1 or "var" not in read:
-        return None
-    name = read["var"]
-    if isinstance(name, list):
-        name = name[0] if len(name) == 1 else None
-    if not isinstance(name, str) or name == "" or "." in name:
-        return None
-    return name, test, args[1]
+    name = _field_name(args[0])
+    return None if name is None else (name, test, args[1])
 
 
 def _build_quantifier(operator: str, items_of: Callable[[Any], list[Any]], body: Evaluator, field: str,
