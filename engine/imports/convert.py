@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -100,6 +101,8 @@ def _to_string(text: str, spec: ColumnField) -> str:
 
 
 def _to_integer(text: str, spec: ColumnField) -> int:
+    if text.isascii() and text.isdigit():  # plain digits: what the pattern below reads them as
+        return int(text)
     match = _INTEGER.fullmatch(_SPACES.sub("", text))
     if match is None:
         raise BadCell("integer")
@@ -127,7 +130,14 @@ def _to_boolean(text: str, spec: ColumnField) -> bool:
 
 
 def _to_date(text: str, spec: ColumnField) -> str:
-    return _DATE_PARSERS.get(spec.date_format, _parse_strptime)(text, spec.date_format).isoformat()
+    return _date_text(text, spec.date_format)
+
+
+@lru_cache(maxsize=4096)
+def _date_text(text: str, date_format: str) -> str:
+    """The ISO date of ``text`` read as ``date_format`` (a file repeats its dates: asked once
+    each; a text that is no date raises every time, errors are not cached)."""
+    return _DATE_PARSERS.get(date_format, _parse_strptime)(text, date_format).isoformat()
 
 
 def _to_json(text: str, spec: ColumnField) -> Any:

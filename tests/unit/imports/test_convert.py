@@ -157,3 +157,23 @@ def test_a_json_cell_of_a_csv_file_is_parsed_exactly() -> None:
         "amount": Decimal("1.10"), "tags": ["a"]}
     with pytest.raises(BadCell):
         convert_cell("{NaN}", ColumnField("x", "X", CellType.JSON))
+
+
+@pytest.mark.parametrize("text", ["0", "007", "650", "1,234", "+5", "-7", "\u00b2", "\u0663", "12 345", "1\u00a0000"])
+def test_plain_digits_read_as_the_pattern_reads_them(text: str) -> None:
+    from engine.imports.convert import _INTEGER, _SPACES
+
+    match = _INTEGER.fullmatch(_SPACES.sub("", text))
+    if match is None:
+        with pytest.raises(BadCell):
+            convert_cell(text, column(CellType.INTEGER))
+    else:
+        assert convert_cell(text, column(CellType.INTEGER)) == int(match["sign"] + match["int"].replace(",", ""))
+
+
+def test_a_repeated_date_converts_the_same_and_a_bad_one_fails_every_time() -> None:
+    for _ in range(3):
+        assert convert_cell("15074", column(CellType.DATE, date_format="sas")) == "2001-04-09"
+        assert convert_cell("01/02/2003", column(CellType.DATE, date_format="%m/%d/%Y")) == "2003-01-02"
+        with pytest.raises(BadCell):
+            convert_cell("day one", column(CellType.DATE, date_format="sas"))
