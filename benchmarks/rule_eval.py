@@ -144,7 +144,7 @@ def main() -> None:
                 raw_seconds += timed(raw.evaluate, float_inputs, args.evaluations)
                 engine_seconds += timed(compiled.evaluate, exact_inputs, args.evaluations)
         total = args.evaluations * args.rounds
-        rows.append({"label": label, "path": "decimal" if compiled.exact else "native",
+        rows.append({"label": label, "path": "decimal" if compiled.decimal else "native",
                      "engine": total / engine_seconds, "raw": total / raw_seconds,
                      "engine_s": engine_seconds, "raw_s": raw_seconds})
 

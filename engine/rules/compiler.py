@@ -70,9 +70,8 @@ class CompiledRule:
     variables: tuple[VariableUse, ...]
     _compiled: Any
     exact: bool = False
-    """Built only from operators the decimal evaluator decides (see :mod:`engine.rules.exact`),
-    iterations over arrays included when it follows the native core on them
-    (:func:`engine.rules.exact.compile_exact_iterating`)."""
+    """Built only from operators the decimal evaluator decides (see :mod:`engine.rules.exact`);
+    the SQL compiler (:mod:`engine.rules.to_sql`) takes these as decimal rules."""
     _exact: Evaluator | None = None
     """The decimal evaluator's closures for ``source`` (when ``exact``)."""
     _reads: frozenset[str] | None = None
@@ -82,6 +81,12 @@ class CompiledRule:
     """An error of the decimal evaluator (a division by zero) hands the rule to the native core,
     which fails with its own error: rules that iterate (see
     :func:`engine.rules.exact.compile_exact_iterating`)."""
+
+    @property
+    def decimal(self) -> bool:
+        """Evaluated with decimals: an :attr:`exact` rule, or one that iterates over arrays and
+        is otherwise exact (:func:`engine.rules.exact.compile_exact_iterating`)."""
+        return self._exact is not None
 
     def evaluate(self, data: dict[str, Any]) -> Any:
         """Evaluate against ``data``; numbers in the result come back as ``Decimal``/``int``.
@@ -168,7 +173,7 @@ def compile_rule(rule: Any, pointer: str) -> tuple[CompiledRule | None, list[Iss
         return None, [Issue(pointer, "definition.bad_rule", {"detail": detail})]
     iterating = not uses_only_exact_operators(rule)
     evaluator = compile_iterating(rule) if iterating else compile_exact(rule)
-    return CompiledRule(rule, tuple(variables), compiled, evaluator is not None, evaluator,
+    return CompiledRule(rule, tuple(variables), compiled, not iterating, evaluator,
                         _top_level_reads(compiled, variables), iterating), []
 
 
