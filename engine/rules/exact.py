@@ -272,7 +272,8 @@ def _build(node: Any) -> Evaluator:
         if len(args) not in (2, 3):
             return _refuse
         literal = args[1] if len(args) == 2 and type(args[1]) in (int, Decimal) else _ABSENT
-        return _build_compare(_COMPARISONS[operator], [_build_operand(arg) for arg in args], literal)
+        return _build_compare(_COMPARISONS[operator], [_build_operand(arg) for arg in args], literal,
+                              _field_name(args[0]))
     if operator in ("==", "!=", "===", "!=="):
         if len(args) != 2:
             return _refuse  # before evaluating: the native chain is lazy past a mismatch
@@ -280,6 +281,11 @@ def _build(node: Any) -> Evaluator:
         equal: Callable[[Any, Any], bool] = _loose_equal if operator in ("==", "!=") else _strict_equal
         if operator in ("===", "!==") and args[1] is None:
             # `x === null` is `x is None` whatever x is (numbers, text, lists: never null)
+            name = _field_name(args[0])
+            if name is not None:  # a field, read in place
+                if operator == "===":
+                    return lambda data: data.get(name) is None if type(data) is dict else left(data) is None
+                return lambda data: data.get(name) is not None if type(data) is dict else left(data) is not None
             if operator == "===":
                 return lambda data: left(data) is None
             return lambda data: left(data) is not None
@@ -451,17 +457,17 @@ def _ordered(test: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
 
 
 def _build_compare(test: Callable[[Any, Any], bool], operands: list[Evaluator],
-                   literal: Any = _ABSENT) -> Evaluator:
+                   literal: Any = _ABSENT, field: str | None = None) -> Evaluator:
     """A chain (`{"<": [a, b, c]}` is a < b < c), decided left to right: the arguments past the
     first comparison that fails are not evaluated, as in the native evaluator. A string
     operand is only decided here when both sides of its comparison are strings. ``literal``:
     the second of two operands when it is a number literal (``{">": [{"var": "x"}, 1000]}``),
-    compared without evaluating it."""
+    compared without evaluating it; ``field``: the first operand is that field, read in place."""
     if len(operands) == 2 and literal is not _ABSENT:
         first = operands[0]
 
         def against_literal(data: Any) -> bool:
-            left = first(data)
+            left = data.get(field) if field is not None and type(data) is dict else first(data)
             kind = type(left)
             if kind is Decimal or kind is int:
                 return test(left, literal)
