@@ -602,7 +602,12 @@ def print_table(rows: list[Row]) -> None:
     for row in rows:
         print(f"| {row.part} | {row.scenario} | {row.database} | {row.ours_what} ({row.ours_ops:,}) | "
               f"{row.ours_rate:,.0f} | {row.peer_what} ({row.peer_ops:,}) | {row.peer_rate:,.0f} | "
-              f"{row.ours_rate / row.peer_rate:.1f}x |")
+              f"{_ratio(row.ours_rate / row.peer_rate)} |")
+
+
+def _ratio(value: float) -> str:
+    """A ratio to one decimal, or two below 1x (where one decimal hides a change of a third)."""
+    return f"{value:.1f}x" if value >= 1 else f"{value:.2f}x"
 
 
 def main(argv: list[str] | None = None) -> None:
