@@ -293,6 +293,8 @@ def _build(node: Any) -> Evaluator:
             equal = _equal_to_text
         elif operator in ("===", "!==") and type(args[1]) is str:
             equal = _strictly_equal_to_text
+        if type(args[1]) is str and _field_name(args[0]) is not None:
+            return _build_field_is_text(_field_name(args[0]), args[1], left, equal, operator in ("==", "==="))
         if operator in ("==", "==="):
             return lambda data: equal(left(data), right(data))
         return lambda data: not equal(left(data), right(data))
@@ -304,6 +306,20 @@ def _equal_to_text(a: Any, text: str) -> bool:
     if type(a) is str:
         return a == text
     raise NotExact()
+
+
+def _build_field_is_text(name: str, text: str, left: Evaluator, equal: Callable[[Any, str], bool],
+                         positive: bool) -> Evaluator:
+    """``{"==": [{"var": name}, text]}`` (and ``!=``, ``===``, ``!==``): the field read in place,
+    a text compared here, any other value by ``equal`` (False, or :class:`NotExact`)."""
+
+    def field_is_text(data: Any) -> bool:
+        value = data.get(name) if type(data) is dict else left(data)
+        if type(value) is str:
+            return (value == text) is positive
+        return equal(value, text) is positive
+
+    return field_is_text
 
 
 def _strictly_equal_to_text(a: Any, text: str) -> bool:
