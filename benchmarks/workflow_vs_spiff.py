@@ -17,8 +17,10 @@ Two request shapes, each completing user tasks with "approve" until the case end
     in-memory tasks), `Runner._choose` (guards: `CompiledRule.holds` on the record plus
     `process.*`, first match wins, the decision kept for the audit) through `auto` states, and
     `Runner._resolve` + new task objects (uuid4 ids) when a human state is entered. A second row adds
-    the SLA due times each new task gets (`Runner._due`: three business-calendar additions per
-    task, as `Runner._schedule` computes them). Not included: rows, notifications, history.
+    the SLA due times each new task gets (`Runner._due`: a business-calendar addition per due,
+    remind and escalate step, as `Runner._schedule` computes them; like the engine, the driver
+    makes one `Runner` per operation, which works each distinct duration out once). Not included:
+    rows, notifications, history.
     SpiffWorkflow side: `BpmnWorkflow` in memory; per user task: find it by id, set its decision
     variable, `task.run()`, `workflow.do_engine_steps()` (gateways, split/join, end events), then
     list the READY manual tasks (what the next actor is offered).
@@ -165,12 +167,19 @@ class MemoryTransitions:
 
     def __init__(self, spec: ProcessSpec, now: datetime, *, with_sla: bool) -> None:
         self.spec = spec
+        self.now = now
         self.with_sla = with_sla
-        # The engine's Runner, used only for its session-free decision methods.
-        self.runner = Runner(None, spec, now)  # type: ignore[arg-type]
+        self.runner = self._runner()
+
+    def _runner(self) -> Runner:
+        """The engine's Runner, used only for its session-free decision methods; a new one per
+        operation, as the engine makes (what it works out once per operation, such as the SLA
+        due times, is not carried over to the next)."""
+        return Runner(None, self.spec, self.now)  # type: ignore[arg-type]
 
     def start(self, record: dict[str, Any], actor: Principal) -> MemoryInstance:
         instance = MemoryInstance(started_by=actor.id, record=record)
+        self.runner = self._runner()
         self._run(instance, self.spec.start)
         return instance
 
@@ -182,7 +191,7 @@ class MemoryTransitions:
             raise NotFound("task.not_found")
         if task.status != TaskStatus.OPEN.value or instance.status != InstanceStatus.ACTIVE.value:
             raise Conflict("task.not_open")
-        runner = self.runner
+        runner = self.runner = self._runner()
         if not runner.qualifies(task, actor):  # type: ignore[arg-type]
             raise Forbidden("task.not_assignee")
         state = self.spec.states[task.state]

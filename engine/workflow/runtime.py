@@ -93,6 +93,7 @@ class Runner:
         self._last_decision: dict[str, Any] | None = None
         self._instance_tasks: list[TaskRow] | None = None
         self._variables: tuple[str, Any] | None = None
+        self._due_times: dict[tuple[timedelta, bool], datetime] = {}
 
     # -- starting and acting ----------------------------------------------------------------
 
@@ -662,10 +663,17 @@ class Runner:
                                       step=step, fire_at=fire_at, status="pending", repeats=0, created_at=self.now))
 
     def _due(self, duration: timedelta, business: bool) -> datetime:
-        if business and self.spec.calendar is not None:
-            due: datetime = self.spec.calendar.add(self.now, duration)
-            return due
-        return self.now + duration
+        """``duration`` after this operation's ``now`` (in business time on the process's
+        calendar): worked out once per operation, as every task of a step gets the same times."""
+        key = (duration, business)
+        due = self._due_times.get(key)
+        if due is None:
+            if business and self.spec.calendar is not None:
+                due = self.spec.calendar.add(self.now, duration)
+            else:
+                due = self.now + duration
+            self._due_times[key] = due
+        return due
 
     def _complete(self, task: TaskRow, action: str, actor: str, comment: str | None) -> None:
         session = self.session
