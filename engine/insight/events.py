@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event as sa_event, func, inspect as sa_inspect, select, text
+from sqlalchemy import event as sa_event, func, inspect as sa_inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from engine.jsoncodec import loads
-from engine.store.audit import AUDIT_LOCK, FINAL
+from engine.store.audit import FINAL, take_append_lock
 from engine.store.models import EventRow, OutboxRow
 
 EVENT_CHANNEL = "event"
@@ -33,8 +33,7 @@ _TABLE = EventRow.__table__
 
 def _lock_and_tail(connection: Connection) -> int:
     """Take the append lock (PostgreSQL) and return the last ``seq`` (0 when empty)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+    take_append_lock(connection)
     return int(connection.execute(select(func.coalesce(func.max(_TABLE.c.seq), 0))).scalar_one())
 
 

@@ -64,11 +64,26 @@ def entry_hash(entry_id: int, at: str, actor: str, action: str, object_type: str
     return _sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_APPEND_LOCKED = "lowcode.append_locked"
+"""``Connection.info`` key: the transaction of that connection that holds the append lock."""
+
+
+def take_append_lock(connection: Connection) -> None:
+    """Take the append lock (audit chain and event feed, PostgreSQL) for the rest of the
+    connection's transaction; once per transaction (the lock is held until it ends anyway)."""
+    if connection.dialect.name != "postgresql":
+        return
+    transaction = connection.get_transaction()
+    if transaction is not None and connection.info.get(_APPEND_LOCKED) is transaction:
+        return
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+    connection.info[_APPEND_LOCKED] = transaction
+
+
 def tail(connection: Connection) -> tuple[int, str]:
     """Lock the chain for this transaction (PostgreSQL) and return the last entry's id and hash
     (``(0, GENESIS)`` when the log is empty)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+    take_append_lock(connection)
     row = connection.execute(select(_TABLE.c.id, _TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)).first()
     return (0, GENESIS) if row is None else (int(row[0]), row[1])
 
