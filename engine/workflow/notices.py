@@ -152,11 +152,12 @@ class Notices:
     def _write(self, notification: Notification, instance: InstanceRow, state: StateSpec | None,
                data: Mapping[str, Any], address: str, occasion: str, values: Mapping[str, Any]) -> None:
         texts = {}
+        hidden = getattr(data, "sensitive", frozenset())  # engine.security.vault.OpenedData
+        fields = {key: SENSITIVE_TEXT if key in hidden else value
+                  for key, value in data.items() if not isinstance(value, (dict, list))}
         for language in LANGUAGES:
             template = notification.template.get(language) or next(iter(notification.template.values()))
-            hidden = getattr(data, "sensitive", frozenset())  # engine.security.vault.OpenedData
-            scope = {key: SENSITIVE_TEXT if key in hidden else value
-                     for key, value in data.items() if not isinstance(value, (dict, list))}
+            scope = dict(fields)
             scope.update({
                 "process": text_in(self.spec.title, language),
                 "state": state.title_in(language) if state is not None else "",
