@@ -183,9 +183,10 @@ class Insight:
     def recompute_records(self, form_key: str, record_ids: list[str]) -> int:
         """Recompute the tags a write of these records of ``form_key`` may change (used after an
         import, whose rows are written in batches without the per-record hooks). Per batch of
-        :data:`tagging.BATCH` records, each stored record is parsed once (for
-        ``tagging.affected`` and for the tags alike), and the records their references and
-        parents point at are read together (``tagging.prefetch_affected``)."""
+        :data:`tagging.BATCH` records, a stored record is parsed only if a field ``affected``
+        follows holds a text (``tagging.naming``, by the lookup rows) or a tag reads its data,
+        and then once for both; the records their references and parents point at are read
+        together (``tagging.prefetch_affected``)."""
         changes = 0
         for start in range(0, len(record_ids), tagging.BATCH):
             with self.db.transaction() as session:
@@ -206,10 +207,17 @@ class Insight:
                     return opened[row.id]
 
                 rows = list(session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + tagging.BATCH]))))
-                held = tagging.prefetch_affected(session, catalog, form_key, rows, data_of)  # kept: found in the session
+                naming = tagging.naming(session, form_key, [row.id for row in rows],
+                                        tagging.followed_fields(catalog, form_key))
+                held = tagging.prefetch_affected(session, catalog, form_key, [row for row in rows if row.id in naming],
+                                                 data_of)  # kept: found in the session
+                alone = form_key in {tag.form for tag in catalog.tags}
                 ids: list[str] = []
                 for row in rows:
-                    ids += tagging.affected(session, catalog, form_key, row.id, data_of(row), data_of=data_of)
+                    if row.id in naming:
+                        ids += tagging.affected(session, catalog, form_key, row.id, data_of(row), data_of=data_of)
+                    elif alone:  # what affected gives for a record whose followed fields hold no text
+                        ids.append(row.id)
                 changes += len(tagging.recompute(session, catalog, list(dict.fromkeys(ids)), self.clock.now(),
                                                  f"import:{form_key}", read=read))
                 del held

@@ -22,7 +22,7 @@ from engine.insight.catalog import Catalog
 from engine.insight.compiler import AGG_VAR
 from engine.jsoncodec import dumps
 from engine.rules import RuleError
-from engine.store.models import ChangeRow, OutboxRow, RecordRow, RecordTagRow, TagChangeRow
+from engine.store.models import ChangeRow, OutboxRow, RecordRow, RecordTagRow, RecordValueRow, TagChangeRow
 
 log = logging.getLogger(__name__)
 MAX_CAUSE = 160
@@ -67,6 +67,33 @@ def affected(session: Session, catalog: Catalog, form_key: str, record_id: str,
                 if profile is not None:
                     ids += graph.parents(session, profile.children, get(value), data_of, held)
     return list(dict.fromkeys(ids))
+
+
+def followed_fields(catalog: Catalog, form_key: str) -> list[str]:
+    """The fields of ``form_key`` whose values :func:`affected` follows: its references to
+    tagged forms, and its profile's parent field when the form is tagged."""
+    tagged = {tag.form for tag in catalog.tags}
+    fields = [field for field, target in catalog.refs.get(form_key, {}).items() if target in tagged]
+    profile = catalog.profile_of(form_key) if form_key in tagged else None
+    if profile is not None and profile.children is not None and profile.children not in fields:
+        fields.append(profile.children)
+    return fields
+
+
+def naming(session: Session, form_key: str, record_ids: Iterable[str], fields: list[str]) -> set[str]:
+    """Which of these records of ``form_key`` hold a text in one of ``fields``, by their lookup
+    rows (every top-level text of up to MAX_LOOKUP_VALUE characters has one; a longer text is no
+    record id). For the others :func:`affected` gives the record alone (if its form is tagged)
+    without their data being read."""
+    ids = sorted(set(record_ids))
+    found: set[str] = set()
+    if not fields:
+        return found
+    for start in range(0, len(ids), BATCH):
+        found.update(session.scalars(select(RecordValueRow.record_id).where(
+            RecordValueRow.record_id.in_(ids[start:start + BATCH]), RecordValueRow.form_key == form_key,
+            RecordValueRow.field.in_(fields), RecordValueRow.key_id.is_(None))))
+    return found
 
 
 def prefetch_affected(session: Session, catalog: Catalog, form_key: str, rows: Iterable[RecordRow],
@@ -275,4 +302,4 @@ def history(session: Session, record_ids: Iterable[str], limit: int = 200) -> li
                                 .order_by(TagChangeRow.id.desc()).limit(limit)))
 
 
-__all__ = ["BATCH", "TagChange", "affected", "aggregates_read", "history", "prefetch_affected", "recompute", "recompute_each", "tags_of"]
+__all__ = ["BATCH", "TagChange", "affected", "aggregates_read", "followed_fields", "history", "naming", "prefetch_affected", "recompute", "recompute_each", "tags_of"]

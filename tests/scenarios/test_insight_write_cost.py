@@ -149,3 +149,34 @@ def test_an_import_of_applications_retags_their_customers_as_submissions_do(engi
         assert session.scalar(select(RecordRow.id).where(RecordRow.form_key == "deposit_account").limit(1))
     tagged = {item: sorted(tag["tag"] for tag in engine.record_360(item)["tags"]) for item in customers}
     assert tagged == {item: (["cash_rich", "cross_sell"] if index % 3 == 0 else []) for index, item in enumerate(customers)}
+
+
+def test_a_customer_import_retags_the_parents_its_rows_name_and_no_other(engine: Engine, tmp_path: Path) -> None:
+    from sqlalchemy import delete
+
+    from engine.store.models import RecordTagRow
+
+    engine.load_dir(BANK, kinds=KINDS)
+    parent = engine.submit("customer", {"company_name": "Parent"})["id"]
+    grand = engine.submit("customer", {"company_name": "Grand"})["id"]
+    engine.submit("customer", {"company_name": "Middle", "parent_company": grand})
+    bystander = engine.submit("customer", {"company_name": "Bystander"})["id"]
+    for item in (parent, grand, bystander):
+        engine.submit("deposit_account", {"customer_id": item, "product": "current", "average_balance": 9000000})
+    with engine.db.transaction() as session:  # stale: only a write that may change them refreshes them
+        session.execute(delete(RecordTagRow).where(RecordTagRow.record_id.in_([parent, grand, bystander])))
+    with engine.db.read() as session:
+        middle = session.scalar(select(RecordRow.id).where(RecordRow.form_key == "customer",
+                                                           RecordRow.data.contains("Middle")))
+    import json
+
+    source = tmp_path / "customers.jsonl"
+    source.write_text(json.dumps({"company_name": "Child", "parent_company": parent}) + "\n"
+                      + json.dumps({"company_name": "Grandchild", "parent_company": middle}) + "\n"
+                      + json.dumps({"company_name": "Alone"}) + "\n", encoding="utf-8")
+    assert engine.run_import("customer", source).imported == 3
+    with engine.db.read() as session:
+        stored = {(row.record_id, row.tag) for row in session.scalars(select(RecordTagRow))}
+    assert (parent, "cash_rich") in stored  # named by a row
+    assert (grand, "cash_rich") in stored  # the parent of a parent a row names
+    assert not [tag for record, tag in stored if record == bystander]
