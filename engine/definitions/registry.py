@@ -84,26 +84,29 @@ class DefinitionRegistry:
         finally:
             _PINNED.reset(token)
 
-    def snapshot(self) -> CatalogSnapshot:
+    def snapshot(self, session: Any | None = None) -> CatalogSnapshot:
         """The latest versions now (or as pinned for the current operation). Costs one indexed
-        query, plus one grouped query after an upload anywhere."""
+        query, plus one grouped query after an upload anywhere; on ``session`` when given (a
+        caller holding a session never waits for a second pooled connection)."""
         pinned = _PINNED.get()
         if pinned is not None:
             found = pinned.get(id(self))
             if found is not None:
                 return found
-        with self._db.read() as session:
-            count, highest = session.execute(select(func.count(), func.max(DefinitionRow.id))).one()
-            stamp = (int(count or 0), int(highest or 0))
-            snapshot = self._snapshot
-            if snapshot is None or snapshot.stamp != stamp:
-                rows = session.execute(
-                    select(DefinitionRow.kind, DefinitionRow.key, func.max(DefinitionRow.version))
-                    .group_by(DefinitionRow.kind, DefinitionRow.key)
-                ).all()
-                snapshot = CatalogSnapshot(stamp, {(kind, key): int(version) for kind, key, version in rows})
-                if not self._db.writing:  # never keep what a transaction that may roll back has seen
-                    self._snapshot = snapshot
+        if session is None:
+            with self._db.read() as reader:
+                return self.snapshot(reader)
+        count, highest = session.execute(select(func.count(), func.max(DefinitionRow.id))).one()
+        stamp = (int(count or 0), int(highest or 0))
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.stamp != stamp:
+            rows = session.execute(
+                select(DefinitionRow.kind, DefinitionRow.key, func.max(DefinitionRow.version))
+                .group_by(DefinitionRow.kind, DefinitionRow.key)
+            ).all()
+            snapshot = CatalogSnapshot(stamp, {(kind, key): int(version) for kind, key, version in rows})
+            if not self._db.writing:  # never keep what a transaction that may roll back has seen
+                self._snapshot = snapshot
         if pinned is not None:
             pinned[id(self)] = snapshot
         return snapshot

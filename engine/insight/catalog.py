@@ -6,10 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
 
 from engine.insight.spec import ProfileSpec, TagSpec, TriggerSpec
-from engine.store.models import DefinitionRow
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class CatalogSource:
         self._db = db
         self._registry = registry
         self._lock = threading.Lock()
-        self._built: tuple[int, Catalog] | None = None
+        self._built: tuple[tuple[int, int], Catalog] | None = None
         self._info_key = ("insight.catalog", id(self))
 
     def current(self, session: Any | None = None) -> Catalog:
@@ -62,13 +60,14 @@ class CatalogSource:
         return catalog
 
     def _current(self, session: Any) -> Catalog:
-        newest = session.scalar(select(func.max(DefinitionRow.id))) or 0
+        # The registry's snapshot (keyed by the table's row count and highest id: a definition
+        # committed out of id order is seen too), pinned for the operation when it is.
+        snapshot = self._registry.snapshot(session)
+        newest = snapshot.stamp
         built = self._built
         if built is not None and built[0] == newest:
             return built[1]
-        rows = session.execute(select(DefinitionRow.kind, DefinitionRow.key, func.max(DefinitionRow.version))
-                               .group_by(DefinitionRow.kind, DefinitionRow.key)
-                               .order_by(DefinitionRow.kind, DefinitionRow.key)).all()
+        rows = [(kind, key, version) for (kind, key), version in sorted(snapshot.latest.items())]
         profiles: dict[str, ProfileSpec] = {}
         tags: list[TagSpec] = []
         triggers: list[TriggerSpec] = []

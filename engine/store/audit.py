@@ -145,7 +145,13 @@ def _chain_held_entries(session: Session) -> None:
     session.info[FINAL] = True
     held = session.info.pop(_HELD, None)
     if held:
-        session.add_all(held)  # chained by the commit's flush (before_flush above)
+        # Chained by the commit's flush (before_flush above), in the order they were added:
+        # the held ones first, then any added since the last flush (they go back in after).
+        pending = sorted((item for item in session.new if isinstance(item, AuditRow)),
+                         key=lambda item: sa_inspect(item).insert_order)
+        for item in pending:
+            session.expunge(item)
+        session.add_all(held + pending)
 
 
 @event.listens_for(Session, "after_transaction_end")
