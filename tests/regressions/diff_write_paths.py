@@ -26,7 +26,7 @@ from engine.security import SYSTEM, Principal
 from engine.store.models import AuditRow
 
 BANK = Path(__file__).resolve().parents[2] / "examples" / "bank"
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b")
 names: dict[str, str] = {}
 
 
@@ -133,6 +133,36 @@ def main(url: str) -> None:
         step("task-closed", lambda tid=tid: engine.task(tid, am1))
     step("instance-of-record-id", lambda: engine.instance(c1id, am1))
     step("verify", lambda: engine.verify_audit() if hasattr(engine, "verify_audit") else None)
+    # a full approval path with comments, then the stored rows of the workflow tables
+    boss = P("boss-01", "admin")
+    app3 = step("a3", lambda: engine.submit("credit_limit_adjustment", {**good, "customer_id": c1id,
+                                                                       "requested_limit": 9000000}, cust1))
+    inst3 = app3["instances"][0]["id"]
+    for round_ in range(6):
+        view = engine.instance(inst3)
+        open_ = [t for t in view["tasks"] if t["status"] == "open"]
+        if not open_:
+            break
+        for k, t in enumerate(open_):
+            who = P("mgr-01" if t["assignee_role"] == "account_manager" else f"u{k}-{t['assignee_role']}", t["assignee_role"] or "admin", branch="FZ01")
+            step(f"a3-act-{round_}", lambda t=t, who=who: engine.act(t["id"], "approve", who, comment=f"ok {round_}"))
+            step(f"a3-task-{round_}", lambda t=t: engine.task(t["id"]))
+    step("a3-final", lambda: engine.instance(inst3))
+    step("a3-record", lambda: engine.record(app3["id"]))
+    from sqlalchemy import text
+    with engine.db.engine.connect() as connection:
+        for table in ("tasks", "timers", "instance_events", "instances", "outbox", "changes", "record_values",
+                      "record_tags", "events"):
+            try:
+                rows = connection.execute(text(f"SELECT * FROM {table}")).mappings().all()
+            except Exception as exc:  # noqa: BLE001
+                print("table", table, "absent", type(exc).__name__)
+                continue
+            skip = {"id", "seq"}
+            shown = sorted(norm({k: v for k, v in row.items() if k not in skip}) for row in rows)
+            print("table", table, len(rows))
+            for line in shown:
+                print("  ", line)
     engine.close()
 
 
