@@ -54,12 +54,15 @@ def _number_new_events(session: Session, _context: Any, _instances: Any) -> None
     if not new:
         return
     new.sort(key=lambda item: sa_inspect(item).insert_order)
+    # What the feed entries copy, taken now: by the commit the rows may be expired (an
+    # operation that expires its session to answer what was stored would reload each one).
+    entries = [(item.topic, item.dedup_key, item.payload, item.created_at) for item in new]
     if not session.in_nested_transaction() and not session.info.get(FINAL):
         # Numbered at commit (below), so the append lock is held only for the last flush and
         # the commit: the outbox rows themselves are written now.
-        session.info.setdefault(_HELD, []).extend(new)
+        session.info.setdefault(_HELD, []).extend(entries)
         return
-    _number(session, new)
+    _number(session, entries)
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -78,13 +81,13 @@ def _forget_held_events(session: Session, transaction: Any) -> None:
         session.info.pop(_LAST, None)
 
 
-def _number(session: Session, new: Sequence[OutboxRow]) -> None:
+def _number(session: Session, new: Sequence[tuple[str, str, str, datetime]]) -> None:
+    """Feed entries for ``(topic, dedup_key, payload, at)`` of event outbox rows, numbered on."""
     # The numbers given at commit may not be flushed yet when the commit's flush numbers more.
     seq = max(_lock_and_tail(session.connection()), session.info.get(_LAST, 0))
-    for item in new:
+    for topic, dedup_key, payload, at in new:
         seq += 1
-        session.add(EventRow(seq=seq, topic=item.topic, dedup_key=item.dedup_key, payload=item.payload,
-                             at=item.created_at))
+        session.add(EventRow(seq=seq, topic=topic, dedup_key=dedup_key, payload=payload, at=at))
     session.info[_LAST] = seq
 
 
