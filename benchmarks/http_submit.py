@@ -14,11 +14,13 @@ exists only there) runs in a subprocess on loopback, without the background work
 
 engine: ``POST /api/v1/forms/credit_limit_adjustment/records`` as an account manager (X-User /
 X-Roles): parse with exact decimals, check the document, compute ``increase_pct``, JSON Schema +
-rule validation, the ``requiredWhen`` condition, the customer reference (read twice: before
-and inside the transaction), then in one transaction the record, its lookup values, the change
-sequence, the hash-chained audit entry, the outbox row, and the process start (the instance, its
-history, the triage rules; for two shapes out of three a task with its SLA timers and their
-audit and outbox rows); the answer is the stored record read back. Three application shapes in
+rule validation, the ``requiredWhen`` condition, the customer (read for the fields copied from
+it, then its existence and the caller's scope checked inside the transaction), then in one
+transaction the record, its lookup values, the change sequence, the hash-chained audit entry,
+the outbox row and its event-feed entry, the customer's tags, and the process start (the
+instance, its history, the triage rules; for two shapes out of three a task with its SLA timers
+and their audit and outbox rows); the answer is the stored record, read back in the same
+transaction. Three application shapes in
 turn (see ``_http_load.application_bodies``).
 
 floor: ``POST /bench/floor`` with the same bytes: ``json.loads``, one INSERT of the JSON text
