@@ -68,3 +68,17 @@ def test_one_read_sensitive_entry_per_plaintext_answer(bank_roles: Engine) -> No
     bank_roles.record(created["id"], ANALYST)  # masked: no entry
     actions = [action for _actor, action in _entries(bank_roles, created["id"])]
     assert sorted(actions) == ["record.create", "record.read_sensitive"]
+
+
+def test_submit_answer_equals_get_for_several_roles_and_scoped_grants(bank_roles: Engine) -> None:
+    """Two roles (full and masked grants), and a scoped plus an unscoped grant on one form."""
+    customer = bank_roles.submit("customer", CUSTOMER, SYSTEM)["id"]
+    both = Principal("cs-an", frozenset({"customer_service", "analyst"}), {})
+    complaint = bank_roles.submit("complaint", {"customer_id": customer, "channel": "web", "product": "loan",
+                                                "issue": "fees", "received_on": "2026-11-30", "narrative": "x"}, both)
+    _same_as_get(bank_roles, complaint, both)
+    mixed = Principal("mgr-01", frozenset({"account_manager", "customer_service"}), {"branch": "FZ01"})
+    created = bank_roles.submit("customer", CUSTOMER, mixed)
+    _same_as_get(bank_roles, created, mixed)
+    other = bank_roles.submit("customer", {**CUSTOMER, "account_manager": "mgr-02"}, SYSTEM)
+    assert bank_roles.record(other["id"], mixed)["data"]["contact_phone"] != CUSTOMER["contact_phone"]  # masked there
