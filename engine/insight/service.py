@@ -191,8 +191,10 @@ class Insight:
         for start in range(0, len(record_ids), tagging.BATCH):
             with self.db.transaction() as session:
                 catalog = self.current(session)
-                if not catalog.tags:
-                    return 0
+                followed = tagging.followed_fields(catalog, form_key)
+                alone = form_key in {tag.form for tag in catalog.tags}
+                if not alone and not followed:
+                    return 0  # no tag is on the form or on a form it refers to: none may change
                 stored: dict[str, dict[str, Any]] = {}
                 opened: dict[str, dict[str, Any]] = {}
 
@@ -207,11 +209,9 @@ class Insight:
                     return opened[row.id]
 
                 rows = list(session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + tagging.BATCH]))))
-                naming = tagging.naming(session, form_key, [row.id for row in rows],
-                                        tagging.followed_fields(catalog, form_key))
+                naming = tagging.naming(session, form_key, [row.id for row in rows], followed)
                 held = tagging.prefetch_affected(session, catalog, form_key, [row for row in rows if row.id in naming],
                                                  data_of)  # kept: found in the session
-                alone = form_key in {tag.form for tag in catalog.tags}
                 ids: list[str] = []
                 for row in rows:
                     if row.id in naming:

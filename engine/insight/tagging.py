@@ -147,7 +147,16 @@ def recompute(session: Session, catalog: Catalog, record_ids: Iterable[str], now
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start:start + BATCH]
         rows = graph.load_records(session, chunk, reuse=True)
-        tagged = [rows[item] for item in chunk if item in rows and catalog.tags_of(rows[item].form_key)]
+        tagged_forms: dict[str, bool] = {}
+        tagged = []
+        for item in chunk:
+            row = rows.get(item)
+            if row is not None:
+                form = row.form_key
+                if form not in tagged_forms:
+                    tagged_forms[form] = bool(catalog.tags_of(form))
+                if tagged_forms[form]:
+                    tagged.append(row)
         if not tagged:
             continue
         plans: dict[str, _Plan] = {}

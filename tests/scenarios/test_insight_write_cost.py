@@ -180,3 +180,20 @@ def test_a_customer_import_retags_the_parents_its_rows_name_and_no_other(engine:
     assert (parent, "cash_rich") in stored  # named by a row
     assert (grand, "cash_rich") in stored  # the parent of a parent a row names
     assert not [tag for record, tag in stored if record == bystander]
+
+
+def test_recomputing_after_an_import_of_a_form_no_tag_depends_on_reads_nothing_but_the_catalog(engine: Engine) -> None:
+    engine.load_dir(BANK, kinds=KINDS)
+    person = engine.submit("person", {"full_name": "Li Lei"})["id"]
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.db.engine, "before_cursor_execute", count)
+    try:
+        assert engine.insight.recompute_records("person", [person]) == 0
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", count)
+    selects = [" ".join(item.split()) for item in seen if item.lstrip().upper().startswith("SELECT")]
+    assert len(selects) <= 1 and all("FROM definitions" in item for item in selects), selects  # the catalog only
