@@ -7,7 +7,8 @@ Two Engine objects on one database stand for two server processes.
 - test_out_of_order_commit_*: PostgreSQL only. A definition whose id was taken first but which
   commits AFTER a later id was committed and seen. The registry's count catches it (passes);
   the insight catalog (engine/insight/catalog.py ``CatalogSource._current``, keyed by
-  ``max(definitions.id)`` only) never sees the late tag until some other upload happens: FAILS.
+  ``max(definitions.id)`` only) never saw the late tag until some other upload happened: failed
+  until b96821d keyed the insight catalog by the registry's snapshot.
 """
 from __future__ import annotations
 

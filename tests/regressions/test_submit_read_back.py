@@ -1,7 +1,7 @@
 """Regressions of the submission path's read-back (c554764: the answer is read back inside the
 record's transaction, ``Engine._read_back``).
 
-- test_read_sensitive_is_audited_after_the_create: FAILS since c554764. The submission's
+- test_read_sensitive_is_audited_after_the_create: failed from c554764 until b96821d fixed it. The submission's
   ``record.read_sensitive`` entry is now added to the session after an intermediate flush, while
   the transaction's earlier entries (``record.create``) are held by engine/store/audit.py and
   re-added at commit: ``before_flush`` sorts by insert order, so the read is chained BEFORE the
