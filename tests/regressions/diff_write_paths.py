@@ -102,9 +102,9 @@ def main(url: str) -> None:
                                                                         {**good, "customer_id": a1["id"]}, who))
         step(f"evaluate-missing-{who_name}", lambda who=who: engine.evaluate("credit_limit_adjustment",
                                                                             {**good, "customer_id": missing}, who))
-    first = step("idem-1", lambda: engine.submit_replayable("customer", {"company_name": "Idem", "contact_phone": "1",
+    first = step("idem-1", lambda: engine.submit_replayable("customer", {"company_name": "Idem", "contact_phone": "+86 591 8765 4321",
                  "account_manager": "mgr-01", "branch": "FZ01"}, am1, idempotency_key="k-1").__dict__)
-    step("idem-2", lambda: engine.submit_replayable("customer", {"company_name": "Idem", "contact_phone": "1",
+    step("idem-2", lambda: engine.submit_replayable("customer", {"company_name": "Idem", "contact_phone": "+86 591 8765 4321",
          "account_manager": "mgr-01", "branch": "FZ01"}, am1, idempotency_key="k-1").__dict__)
     step("idem-3-other-body", lambda: engine.submit_replayable("customer", {"company_name": "Idem2",
          "account_manager": "mgr-01", "branch": "FZ01"}, am1, idempotency_key="k-1").__dict__)
