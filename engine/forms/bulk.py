@@ -178,6 +178,8 @@ class BulkSession:
         self._db_refs: dict[str, set[str]] = {}
         """Referenced records outside the batch, by form: checked again before writing."""
         self._batch_open = False
+        self._sensitive_of: dict[str, frozenset[str]] = {}
+        """Form -> its top-level sensitive fields, asked once per batch (as the form spec is)."""
 
     def _begin_batch(self) -> None:
         if self._batch_open:
@@ -309,11 +311,13 @@ class BulkSession:
         return ids
 
     def _sensitive(self, form: str) -> frozenset[str]:
-        """The top-level sensitive fields of ``form`` (blind-indexed)."""
+        """The top-level sensitive fields of ``form`` (blind-indexed), once per batch."""
         if self._vault is None:
             return frozenset()
-        spec = self.spec if form == self.form_key else self._registry.form(form)
-        fields: frozenset[str] = self._vault.top_fields(spec, form)
+        fields = self._sensitive_of.get(form)
+        if fields is None:
+            spec = self.spec if form == self.form_key else self._registry.form(form)
+            fields = self._sensitive_of[form] = self._vault.top_fields(spec, form)
         return fields
 
     def _find_sensitive(self, form: str, field: str, value: Any) -> list[str]:
