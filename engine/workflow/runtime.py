@@ -513,6 +513,8 @@ class Runner:
     def _send_backs(self, instance: InstanceRow) -> Any:
         """``send_backs`` of the instance's variables, parsed again only when their text changed."""
         text = instance.variables or "{}"
+        if text == "{}":
+            return 0  # no variables yet (most instances): nothing to parse
         cached = self._variables
         if cached is None or cached[0] != text:
             cached = self._variables = (text, loads(text).get("send_backs", 0))
