@@ -182,45 +182,51 @@ class Insight:
 
     def recompute_records(self, form_key: str, record_ids: list[str]) -> int:
         """Recompute the tags a write of these records of ``form_key`` may change (used after an
-        import, whose rows are written in batches without the per-record hooks). Per batch of
-        :data:`tagging.BATCH` records, a stored record is parsed only if a field ``affected``
-        follows holds a text (``tagging.naming``, by the lookup rows) or a tag reads its data,
-        and then once for both; the records their references and parents point at are read
-        together (``tagging.prefetch_affected``)."""
-        changes = 0
+        import, whose rows are written in batches without the per-record hooks). First the
+        records the rows may retag (``tagging.affected`` of each, per :data:`tagging.BATCH`
+        rows; a stored row is parsed only when a field ``affected`` follows holds a text,
+        ``tagging.naming``), each named once however many rows name it; then their tags, per
+        :data:`tagging.BATCH` records in a transaction. Nothing is read when no tag is on the
+        form or on a form it refers to."""
+        ids: list[str] = []
         for start in range(0, len(record_ids), tagging.BATCH):
-            with self.db.transaction() as session:
+            with self.db.read() as session:
                 catalog = self.current(session)
                 followed = tagging.followed_fields(catalog, form_key)
                 alone = form_key in {tag.form for tag in catalog.tags}
                 if not alone and not followed:
                     return 0  # no tag is on the form or on a form it refers to: none may change
                 stored: dict[str, dict[str, Any]] = {}
-                opened: dict[str, dict[str, Any]] = {}
 
                 def data_of(row: RecordRow) -> dict[str, Any]:
                     if row.id not in stored:
                         stored[row.id] = loads(row.data)
                     return stored[row.id]
 
-                def read(row: RecordRow) -> dict[str, Any]:
-                    if row.id not in opened:
-                        opened[row.id] = self._open(row, data_of(row))
-                    return opened[row.id]
-
                 rows = list(session.scalars(select(RecordRow).where(RecordRow.id.in_(record_ids[start:start + tagging.BATCH]))))
                 naming = tagging.naming(session, form_key, [row.id for row in rows], followed)
                 held = tagging.prefetch_affected(session, catalog, form_key, [row for row in rows if row.id in naming],
                                                  data_of)  # kept: found in the session
-                ids: list[str] = []
                 for row in rows:
                     if row.id in naming:
                         ids += tagging.affected(session, catalog, form_key, row.id, data_of(row), data_of=data_of)
                     elif alone:  # what affected gives for a record whose followed fields hold no text
                         ids.append(row.id)
-                changes += len(tagging.recompute(session, catalog, list(dict.fromkeys(ids)), self.clock.now(),
-                                                 f"import:{form_key}", read=read))
                 del held
+        ordered = list(dict.fromkeys(ids))
+        changes = 0
+        for start in range(0, len(ordered), tagging.BATCH):
+            with self.db.transaction() as session:
+                catalog = self.current(session)
+                opened: dict[str, dict[str, Any]] = {}
+
+                def read(row: RecordRow) -> dict[str, Any]:
+                    if row.id not in opened:
+                        opened[row.id] = self.read(row)
+                    return opened[row.id]
+
+                changes += len(tagging.recompute(session, catalog, ordered[start:start + tagging.BATCH], self.clock.now(),
+                                                 f"import:{form_key}", read=read))
         return changes
 
     def now(self) -> datetime:

@@ -197,3 +197,26 @@ def test_recomputing_after_an_import_of_a_form_no_tag_depends_on_reads_nothing_b
         event.remove(engine.db.engine, "before_cursor_execute", count)
     selects = [" ".join(item.split()) for item in seen if item.lstrip().upper().startswith("SELECT")]
     assert len(selects) <= 1 and all("FROM definitions" in item for item in selects), selects  # the catalog only
+
+
+def test_an_import_recomputes_each_record_its_rows_name_once(engine: Engine, tmp_path: Path, monkeypatch: Any) -> None:
+    import json
+
+    engine.load_dir(BANK, kinds=KINDS)
+    customers = [engine.submit("customer", {"company_name": f"C{number}"})["id"] for number in range(3)]
+    asked: list[str] = []
+    recompute = tagging.recompute
+
+    def counted(session: Any, catalog: Any, record_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        record_ids = list(record_ids)
+        asked.extend(record_ids)
+        return recompute(session, catalog, record_ids, *args, **kwargs)
+
+    monkeypatch.setattr(tagging, "BATCH", 4)  # rows naming the same customers in several batches
+    monkeypatch.setattr(tagging, "recompute", counted)
+    source = tmp_path / "accounts.jsonl"
+    source.write_text("".join(json.dumps({"customer_id": customers[number % 3], "product": "current",
+                                          "average_balance": 6000000}) + "\n" for number in range(12)), encoding="utf-8")
+    assert engine.run_import("deposit_account", source).imported == 12
+    assert sorted(asked) == sorted(customers)
+    assert all([tag["tag"] for tag in engine.record_360(item)["tags"]] == ["cash_rich", "cross_sell"] for item in customers)
