@@ -128,10 +128,12 @@ def _envelopes(data: Any, pointer: str = "") -> Iterator[tuple[Any, Any, str]]:
     """``(container, key, pointer)`` of every envelope inside ``data``."""
     items: Any = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
     for key, value in items:
+        if not isinstance(value, (dict, list)):
+            continue  # a scalar is no envelope and holds none (most values: skipped without a pointer)
         here = f"{pointer}/{_escape(key) if isinstance(key, str) else key}"
         if is_envelope(value):
             yield data, key, here
-        elif isinstance(value, (dict, list)):
+        else:
             yield from _envelopes(value, here)
 
 
