@@ -23,6 +23,7 @@ run workflow_vs_spiff.py
 run reports_nps.py
 run rule_eval.py
 run http_submit.py
+run sql_statements.py
 if [ "$soak" = 1 ]; then
   run soak.py
 fi

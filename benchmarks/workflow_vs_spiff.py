@@ -585,8 +585,18 @@ def _durable_scenario(engine: Engine, table: Table, spiff: Spiff, scenario: Scen
 
 
 def reset_postgres(url: str) -> str | None:
-    """Empty the benchmark database (drop and recreate ``public``); a reason when unreachable."""
+    """Empty the benchmark database (drop and recreate ``public``; created first when missing);
+    a reason when unreachable."""
     try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.database == "lowcode_bench":
+            server = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+            with server.connect() as connection:
+                if connection.execute(text("select 1 from pg_database where datname = 'lowcode_bench'")).first() is None:
+                    connection.execute(text('create database "lowcode_bench"'))
+            server.dispose()
         probe = create_engine(url)
         with probe.begin() as connection:
             name = connection.execute(text("select current_database()")).scalar_one()
